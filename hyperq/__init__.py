@@ -1,1 +1,45 @@
-"""hyperq."""
+"""hyperq: distributed hyperparameter optimization with the hyperopt API.
+
+Change ``hyperopt`` to ``hyperq`` in your imports::
+
+    from hyperq import fmin, tpe, hp, Trials, STATUS_OK, space_eval
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from hyperq import anneal, early_stop, exceptions, grid, hp, pyll, rand, tpe
+from hyperq.base import (
+    JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING,
+    JOB_STATES, STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING, STATUS_STRINGS,
+    STATUS_SUSPENDED, Ctrl, Domain, Trials, trials_from_docs,
+)
+from hyperq.exceptions import (
+    AllTrialsFailed, BadSearchSpace, DuplicateLabel, InvalidLoss, InvalidResultStatus,
+    InvalidTrial,
+)
+from hyperq.fmin import fmin, generate_trials_to_calculate, space_eval
+from hyperq.version import __version__
+
+__all__ = [
+    "fmin", "space_eval", "hp", "tpe", "rand", "anneal", "grid", "pyll", "early_stop",
+    "exceptions", "Trials", "Domain", "Ctrl", "trials_from_docs",
+    "generate_trials_to_calculate", "MongoTrials", "SparkTrials",
+    "STATUS_NEW", "STATUS_RUNNING", "STATUS_SUSPENDED", "STATUS_OK", "STATUS_FAIL",
+    "STATUS_STRINGS", "JOB_STATE_NEW", "JOB_STATE_RUNNING", "JOB_STATE_DONE",
+    "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "JOB_STATES", "AllTrialsFailed", "BadSearchSpace",
+    "DuplicateLabel", "InvalidLoss", "InvalidResultStatus", "InvalidTrial", "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Backends with heavy or optional dependencies load on first use.
+    if name == "MongoTrials":
+        from hyperq.mongo.trials import MongoTrials
+
+        return MongoTrials
+    if name == "SparkTrials":
+        from hyperq.spark import SparkTrials
+
+        return SparkTrials
+    raise AttributeError(f"module 'hyperq' has no attribute {name!r}")

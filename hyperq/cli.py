@@ -1,0 +1,17 @@
+"""The ``hyperq`` command line (click). Operator commands arrive in their own modules."""
+from __future__ import annotations
+
+import logging
+
+import click
+
+from hyperq.version import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hyperq")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """hyperq: distributed hyperparameter optimization with the hyperopt API."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
