@@ -15,3 +15,12 @@ def main(verbose: int) -> None:
     """hyperq: distributed hyperparameter optimization with the hyperopt API."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from hyperq.mongo.cli import worker_command  # noqa: E402  (issue 4: `hyperq worker`)
+
+main.add_command(worker_command)
+
+
+def worker_main() -> None:
+    """The ``hyperq-worker`` console script (same options as ``hyperq worker``)."""
+    worker_command.main(prog_name="hyperq-worker")
