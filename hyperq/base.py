@@ -489,7 +489,7 @@ def normalize_result(rval: Any) -> dict[str, Any]:
     elif isinstance(rval, Mapping):
         result = dict(rval)
         if "status" not in result:
-            raise InvalidResultStatus(result)
+            raise InvalidResultStatus(result, "a dict without a 'status' key")
     else:
         raise InvalidLoss(rval, f"got a {type(rval).__name__}")
     if result["status"] not in STATUS_STRINGS:

@@ -25,9 +25,9 @@ class InvalidTrial(HyperqError, ValueError):
 class InvalidResultStatus(HyperqError, ValueError):
     """An objective returned a result whose ``status`` is not one of ``STATUS_STRINGS``."""
 
-    def __init__(self, result: object) -> None:
+    def __init__(self, result: object, detail: str = "an invalid status") -> None:
         super().__init__(
-            f"objective returned an invalid status in {result!r}; "
+            f"objective returned {detail} in {result!r}; "
             "use one of 'ok', 'fail', 'new', 'running', 'suspended' (hyperq.STATUS_*)"
         )
         self.result = result

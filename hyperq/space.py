@@ -117,7 +117,8 @@ class SearchSpace:
             )
         for label, value in point.items():
             dist = self.params[label].dist
-            if isinstance(dist, Categorical) and not 0 <= int(value) < dist.n_options:
+            if isinstance(dist, Categorical) and not (
+                    isinstance(value, (int, np.integer)) and 0 <= value < dist.n_options):
                 raise BadSearchSpace(
                     f"point gives {label!r} = {value!r}, but hp.choice values are option indices "
                     f"in 0..{dist.n_options - 1}"

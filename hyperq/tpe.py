@@ -163,9 +163,10 @@ def _propose(param: Param, hist: History, below_mask: np.ndarray, rng: np.random
     if len(rows) == 0:
         return param.dist.sample(rng)
     below = below_mask[rows]
-    w_all = linear_forgetting_weights(len(rows), lf)
-    l_est = _estimator(param, values[below], w_all[below], prior_weight)
-    g_est = _estimator(param, values[~below], w_all[~below], prior_weight)
+    # Forgetting acts within each group, so good old trials keep their full weight.
+    l_obs, g_obs = values[below], values[~below]
+    l_est = _estimator(param, l_obs, linear_forgetting_weights(len(l_obs), lf), prior_weight)
+    g_est = _estimator(param, g_obs, linear_forgetting_weights(len(g_obs), lf), prior_weight)
     cand = l_est.to_value(l_est.sample(rng, n_candidates))
     score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
     return cand[int(np.argmax(score))]
