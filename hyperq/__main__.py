@@ -1,0 +1,4 @@
+"""``python -m hyperq`` runs the ``hyperq`` command line."""
+from hyperq.cli import main
+
+main()
