@@ -39,7 +39,11 @@ def param_values(param: Param, resolution: int) -> list[Any]:
     assert isinstance(dist, Uniform)
     lo, hi = dist.bounds
     if dist.q is not None:
-        first, last = math.ceil(lo / dist.q - 1e-9), math.floor(hi / dist.q + 1e-9)
+        # Values are round(x / q) * q for x in [lo, hi], so a multiple of q just outside the
+        # bounds can occur too (quniform(1, 10, 3) gives 0 for x < 1.5): take every k whose
+        # rounding interval ((k - 1/2) q, (k + 1/2) q) overlaps (lo, hi).
+        first = math.floor(lo / dist.q - 0.5 + 1e-9) + 1
+        last = math.ceil(hi / dist.q + 0.5 - 1e-9) - 1
         count = last - first + 1
         if count > MAX_VALUES_PER_PARAM:
             raise BadSearchSpace(

@@ -9,6 +9,8 @@ import math
 import numbers
 from typing import Any, Sequence
 
+import numpy as np
+
 from hyperq.exceptions import BadSearchSpace
 from hyperq.pyll.base import Apply, Param, Switch
 from hyperq.pyll.distributions import Categorical, Normal, RandInt, Uniform
@@ -122,13 +124,14 @@ def randint(label: str, *args: int, **kwargs: int) -> Param:
     """An integer in ``[0, upper)`` (``randint(label, upper)``) or ``[low, high)``."""
     _check_label(label)
     if kwargs:
-        if args or set(kwargs) - {"low", "high", "upper"}:
+        bound = dict(zip(("low", "high"), args))  # randint(label, 3, high=7) as in hyperopt
+        if len(args) > 2 or set(kwargs) - {"low", "high", "upper"} or set(kwargs) & set(bound) \
+                or ("upper" in kwargs and (args or len(kwargs) > 1)):
             raise BadSearchSpace(
                 f"{label!r}: call randint(label, upper) or randint(label, low, high)"
             )
-        args = tuple(kwargs[k] for k in ("low", "high", "upper") if k in kwargs)
-        if "upper" in kwargs:
-            args = (kwargs["upper"],)
+        bound.update(kwargs)
+        args = tuple(bound[k] for k in ("low", "high", "upper") if k in bound)
     if len(args) == 1:
         low, high = 0, args[0]
     elif len(args) == 2:
@@ -150,6 +153,8 @@ def randint(label: str, *args: int, **kwargs: int) -> Param:
 def choice(label: str, options: Sequence[Any]) -> Switch:
     """One of ``options`` (each may be a nested space); trials record the option's index."""
     _check_label(label)
+    if isinstance(options, np.ndarray):  # hp.choice('depth', np.arange(1, 10)), as in hyperopt
+        options = list(options)
     if isinstance(options, (str, bytes, dict)) or not isinstance(options, Sequence):
         raise BadSearchSpace(f"{label!r}: choice needs a list or tuple of options, got {options!r}")
     if len(options) == 0:
