@@ -390,9 +390,21 @@ class Trials:
         tied = [r.get("true_loss", r["loss"]) for r in ok if r["loss"] == best]
         return float(np.mean(tied))
 
+    def to_dataframe(self, space: Any = None) -> Any:
+        """One row per trial as a pandas DataFrame (needs ``hyperq[plot]``).
+
+        See :func:`hyperq.analysis.trials_to_dataframe`; ``space`` decodes ``hp.choice``
+        options and defaults to the space of the last fmin run on these trials.
+        """
+        from hyperq.analysis import trials_to_dataframe
+
+        return trials_to_dataframe(self, space=space)
+
     # -- hooks for fmin -----------------------------------------------------------------------
     def prepare_fmin(self, domain: "Domain") -> None:
         """Called once before fmin's loop (e.g. to publish the domain to workers)."""
+        from hyperq.analysis import SpaceRef  # issue 7: lets to_dataframe/report decode choices
+        self._space_expr = SpaceRef(domain.expr)
 
     def desired_queue_len(self, max_queue_len: int) -> int:
         """How many NEW trials fmin keeps queued."""
