@@ -19,12 +19,13 @@ from hyperq.exceptions import (
     InvalidTrial,
 )
 from hyperq.fmin import fmin, generate_trials_to_calculate, space_eval
+from hyperq.process import ProcessTrials
 from hyperq.version import __version__
 
 __all__ = [
     "fmin", "space_eval", "hp", "tpe", "rand", "anneal", "grid", "pyll", "early_stop",
     "exceptions", "Trials", "Domain", "Ctrl", "trials_from_docs",
-    "generate_trials_to_calculate", "MongoTrials", "SparkTrials",
+    "generate_trials_to_calculate", "MongoTrials", "SparkTrials", "ProcessTrials",
     "STATUS_NEW", "STATUS_RUNNING", "STATUS_SUSPENDED", "STATUS_OK", "STATUS_FAIL",
     "STATUS_STRINGS", "JOB_STATE_NEW", "JOB_STATE_RUNNING", "JOB_STATE_DONE",
     "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "JOB_STATES", "AllTrialsFailed", "BadSearchSpace",

@@ -413,6 +413,9 @@ class Trials:
     def wait_for_change(self, timeout: float) -> None:
         """Block until a trial finishes or ``timeout`` passes (asynchronous backends only)."""
 
+    def end_fmin(self) -> None:
+        """Called once when fmin's loop ends, also when it raises (e.g. to stop workers)."""
+
     def cancel_queued(self) -> int:
         """Mark NEW trials CANCEL (fmin stopped early); returns how many."""
         n = 0

@@ -54,3 +54,11 @@ class AllTrialsFailed(HyperqError):
 
 class InvalidArgument(HyperqError, ValueError):
     """A function was called with an argument it cannot use; the message says which and why."""
+
+
+class NoTrialsFinished(AllTrialsFailed):
+    """fmin stopped (e.g. its timeout) before any trial finished, so there is no result at all."""
+
+
+class WorkerCrashed(HyperqError):
+    """A worker process died while evaluating a trial (recorded as the trial's error type)."""

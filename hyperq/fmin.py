@@ -19,7 +19,7 @@ from hyperq.base import (
     JOB_STATE_RUNNING, STATUS_OK, Ctrl, Domain, Trials, misc_from_values, spec_from_misc,
     utcnow, values_from_misc_vals,
 )
-from hyperq.exceptions import AllTrialsFailed, InvalidArgument
+from hyperq.exceptions import AllTrialsFailed, InvalidArgument, NoTrialsFinished
 from hyperq.progress import ProgressReporter
 from hyperq.space import SearchSpace
 
@@ -402,13 +402,19 @@ def fmin(fn: Callable[..., Any], space: Any, algo: Algo | None = None,
                 run.run_sync()
         run.finish()
     finally:
-        if trials_save_file:
-            run.saver.maybe_save(trials, force=True)
+        try:
+            trials.end_fmin()
+        finally:
+            if trials_save_file:
+                run.saver.maybe_save(trials, force=True)
 
     if return_argmin:
-        if len(trials.trials) == 0:
-            raise AllTrialsFailed(
-                "no trials were evaluated, so there is no argmin; raise max_evals or timeout"
+        if not any(t["state"] in FINISHED_STATES for t in trials.trials):
+            n_cancel = sum(1 for t in trials.trials if t["state"] == JOB_STATE_CANCEL)
+            raise NoTrialsFinished(
+                f"fmin stopped ({run.stop_reason or 'nothing to evaluate'}) before any trial "
+                f"finished ({n_cancel} cancelled), so there is no argmin; raise timeout or "
+                "max_evals, or make the objective faster"
             )
         return trials.argmin
     try:

@@ -1,0 +1,269 @@
+"""What the parallel backends without a database (SparkTrials, ProcessTrials) share.
+
+The driver side is :class:`DispatchTrials`: an in-memory :class:`~hyperq.base.Trials` whose
+NEW trials are started on free *slots* (a Spark task, a worker process) from fmin's thread,
+whose outcomes are applied to the trial documents from fmin's thread too (so the search
+algorithm never sees a document change under it), and which cancels what still runs when fmin
+stops early.
+
+The worker side is :func:`evaluate_outcome`: evaluate one trial of a :class:`~hyperq.base.Domain`
+and turn whatever happens (a result, an exception, an unpicklable result) into a plain,
+picklable *outcome* dict::
+
+    {"ok": bool, "result": dict | None, "attachments": {name: value},
+     "error": (type, message) | None, "traceback": str | None, "owner": str,
+     "seconds": float}
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+import traceback
+from typing import Any, Mapping
+
+import cloudpickle
+
+from hyperq.base import (
+    JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING, Ctrl,
+    Domain, Trials, utcnow,
+)
+from hyperq.exceptions import InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+CANCEL_REASON = ("cancelled", "fmin stopped (timeout, loss_threshold or early_stop_fn) while this "
+                 "trial was running; its evaluation was interrupted")
+
+
+# -- worker side ----------------------------------------------------------------------------------
+def pickle_domain(domain: Domain) -> tuple[str, bytes]:
+    """``(content hash, cloudpickled domain)``; raises a clear error if it cannot be pickled."""
+    try:
+        blob = cloudpickle.dumps(domain)
+    except Exception as exc:
+        raise InvalidArgument(
+            f"the objective or the search space cannot be pickled to send it to workers "
+            f"({type(exc).__name__}: {exc}); make sure the objective does not capture open "
+            "files, locks, sockets or database connections (create them inside the objective)"
+        ) from exc
+    return hashlib.sha256(blob).hexdigest()[:16], blob
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    """``(str(type), str(exc))`` like the in-process loop records, even if ``str`` fails."""
+    try:
+        msg = str(exc)
+    except Exception:  # an exception whose __str__ raises
+        msg = f"<unprintable {type(exc).__name__}>"
+    return str(type(exc)), msg
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def evaluate_outcome(domain: Domain, tid: int, vals: Mapping[str, Any],
+                     exp_key: str | None = None) -> bytes:
+    """Evaluate trial ``tid`` at ``vals`` (misc-style ``{label: [v]}``); returns a pickled outcome.
+
+    Never raises for what the objective does: its exceptions (even unpicklable ones) and
+    results that cannot be pickled become an error outcome with type, message and traceback.
+    """
+    local = Trials(exp_key=exp_key)
+    doc = {"tid": tid, "state": JOB_STATE_RUNNING, "spec": None, "result": {"status": "running"},
+           "misc": {"tid": tid, "idxs": {k: [tid] if v else [] for k, v in vals.items()},
+                    "vals": dict(vals), "cmd": None, "workdir": None},
+           "exp_key": exp_key, "owner": _owner(), "version": 0, "book_time": utcnow(),
+           "refresh_time": utcnow()}
+    ctrl = Ctrl(local, current_trial=doc)
+    t0 = time.perf_counter()
+    outcome: dict[str, Any] = {"ok": False, "result": None, "attachments": {}, "error": None,
+                               "traceback": None, "owner": doc["owner"]}
+    try:
+        outcome["result"] = domain.evaluate(vals, ctrl)
+        outcome["attachments"] = dict(ctrl.attachments)
+        outcome["ok"] = True
+    except Exception as exc:
+        outcome["error"] = _describe(exc)
+        outcome["traceback"] = traceback.format_exc()
+    outcome["seconds"] = time.perf_counter() - t0
+    try:
+        return cloudpickle.dumps(outcome)
+    except Exception as exc:
+        bad = {"ok": False, "result": None, "attachments": {}, "owner": doc["owner"],
+               "seconds": outcome["seconds"], "traceback": traceback.format_exc(),
+               "error": (str(type(exc)), f"the objective's result or attachments cannot be "
+                         f"pickled to send them back to the driver: {_describe(exc)[1]}")}
+        return cloudpickle.dumps(bad)
+
+
+def error_outcome(type_name: str, message: str, owner: str | None = None) -> dict[str, Any]:
+    """An outcome for a trial whose evaluation failed outside the objective (a crash, ...)."""
+    return {"ok": False, "result": None, "attachments": {}, "error": (type_name, message),
+            "traceback": None, "owner": owner, "seconds": None}
+
+
+# -- driver side ----------------------------------------------------------------------------------
+class DispatchTrials(Trials):
+    """An in-memory Trials whose NEW trials are evaluated on ``slots`` parallel workers.
+
+    Subclasses implement :meth:`_start_runtime`, :meth:`_launch`, :meth:`_collect`,
+    :meth:`_abort` and :meth:`_stop_runtime`; everything they do happens in fmin's thread.
+    """
+
+    asynchronous = True
+    #: attributes that live only while fmin runs; never pickled (trials_save_file)
+    _RUNTIME_ATTRS: tuple[str, ...] = ("_domain_key", "_domain_blob", "_inflight", "_started")
+
+    def __init__(self, exp_key: str | None = None, refresh: bool = True) -> None:
+        super().__init__(exp_key=exp_key, refresh=refresh)
+        self._reset_runtime()
+
+    def _reset_runtime(self) -> None:
+        self._domain_key: str | None = None
+        self._domain_blob: bytes | None = None
+        self._inflight: dict[int, dict[str, Any]] = {}   # tid -> running trial doc
+        self._started = False
+
+    # -- to implement -------------------------------------------------------------------------
+    @property
+    def slots(self) -> int:
+        """How many trials may run at once."""
+        raise NotImplementedError
+
+    def _start_runtime(self) -> None:
+        """Acquire workers (called before the first trial of an fmin call is launched)."""
+
+    def _launch(self, trial: dict[str, Any]) -> None:
+        """Start evaluating ``trial`` (already marked RUNNING)."""
+        raise NotImplementedError
+
+    def _collect(self, timeout: float) -> list[tuple[int, dict[str, Any]]]:
+        """Wait up to ``timeout`` s for outcomes; returns ``[(tid, outcome)]`` (maybe empty)."""
+        raise NotImplementedError
+
+    def _abort(self, tids: list[int]) -> None:
+        """Stop evaluating the running trials ``tids`` (their results will be ignored)."""
+
+    def _stop_runtime(self) -> None:
+        """Release every worker; nothing of this fmin call may run afterwards."""
+
+    # -- fmin hooks ---------------------------------------------------------------------------
+    def prepare_fmin(self, domain: Domain) -> None:
+        """Pickle the domain once (it is shipped once per worker) and requeue stale trials."""
+        super().prepare_fmin(domain)
+        self._domain_key, self._domain_blob = pickle_domain(domain)
+        for t in self._mine():
+            if t["state"] == JOB_STATE_RUNNING and t["tid"] not in self._inflight:
+                # left RUNNING by an interrupted run that was saved (trials_save_file): redo it
+                t["state"], t["owner"], t["book_time"] = JOB_STATE_NEW, None, None
+
+    def desired_queue_len(self, max_queue_len: int) -> int:
+        """Fill the idle slots (plus ``max_queue_len - 1`` trials suggested ahead)."""
+        return max(0, self.slots - len(self._inflight)) + max(0, max_queue_len - 1)
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Start queued trials on free slots; wait up to ``timeout`` s for one to finish."""
+        self._launch_queued()
+        if not self._inflight:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self._collect(max(0.0, deadline - time.monotonic()))
+            if done:
+                self._apply(done)
+                self._launch_queued()
+                return
+            if time.monotonic() >= deadline:
+                return
+
+    def cancel_queued(self) -> int:
+        """Cancel queued trials and interrupt the running ones; returns how many."""
+        running = list(self._inflight)
+        if running:
+            self._abort(running)
+            for tid in running:
+                t = self._inflight.pop(tid)
+                t["state"] = JOB_STATE_CANCEL
+                t["misc"]["error"] = CANCEL_REASON
+                t["refresh_time"] = utcnow()
+        return super().cancel_queued() + len(running)
+
+    def end_fmin(self) -> None:
+        """Release the workers; trials still running (fmin raised) go back to NEW for resume."""
+        if self._inflight:
+            self._abort(list(self._inflight))
+            for t in self._inflight.values():
+                t["state"], t["owner"], t["book_time"] = JOB_STATE_NEW, None, None
+            self._inflight.clear()
+        try:
+            if self._started:
+                self._stop_runtime()
+        finally:
+            self._started = False
+
+    # -- internals ----------------------------------------------------------------------------
+    def _mine(self) -> list[dict[str, Any]]:
+        if self._exp_key is None:
+            return self._dynamic_trials
+        return [t for t in self._dynamic_trials if t["exp_key"] == self._exp_key]
+
+    def _launch_queued(self) -> None:
+        free = self.slots - len(self._inflight)
+        if free <= 0:
+            return
+        for t in self._mine():
+            if free <= 0:
+                break
+            if t["state"] != JOB_STATE_NEW:
+                continue
+            if not self._started:
+                self._start_runtime()
+                self._started = True
+            now = utcnow()
+            t["state"], t["book_time"], t["refresh_time"] = JOB_STATE_RUNNING, now, now
+            self._inflight[t["tid"]] = t
+            try:
+                self._launch(t)
+            except BaseException:
+                del self._inflight[t["tid"]]
+                t["state"], t["book_time"] = JOB_STATE_NEW, None
+                raise
+            free -= 1
+
+    def _apply(self, done: list[tuple[int, dict[str, Any]]]) -> None:
+        for tid, outcome in done:
+            t = self._inflight.pop(tid, None)
+            if t is None:  # cancelled meanwhile: its late outcome is ignored
+                continue
+            t["owner"] = outcome.get("owner") or t["owner"]
+            t["refresh_time"] = utcnow()
+            if outcome["ok"]:
+                t["result"] = outcome["result"]
+                t["state"] = JOB_STATE_DONE
+                if outcome["attachments"]:
+                    att = self.trial_attachments(t)
+                    for name, value in outcome["attachments"].items():
+                        att[name] = value
+                if t["result"].get("failure"):
+                    logger.warning("trial %s: %s", tid, t["result"]["failure"])
+            else:
+                t["state"] = JOB_STATE_ERROR
+                t["misc"]["error"] = tuple(outcome["error"])
+                if outcome.get("traceback"):
+                    t["misc"]["traceback"] = outcome["traceback"]
+                logger.error("trial %s failed: %s: %s", tid, outcome["error"][0],
+                             outcome["error"][1])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for name in self._RUNTIME_ATTRS:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._reset_runtime()
