@@ -25,7 +25,7 @@ from hyperq.version import __version__
 __all__ = [
     "fmin", "space_eval", "hp", "tpe", "rand", "anneal", "grid", "pyll", "early_stop",
     "exceptions", "Trials", "Domain", "Ctrl", "trials_from_docs",
-    "generate_trials_to_calculate", "MongoTrials", "SparkTrials", "ProcessTrials",
+    "generate_trials_to_calculate", "MongoTrials", "SparkTrials", "report", "ProcessTrials",
     "STATUS_NEW", "STATUS_RUNNING", "STATUS_SUSPENDED", "STATUS_OK", "STATUS_FAIL",
     "STATUS_STRINGS", "JOB_STATE_NEW", "JOB_STATE_RUNNING", "JOB_STATE_DONE",
     "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "JOB_STATES", "AllTrialsFailed", "BadSearchSpace",
@@ -39,6 +39,10 @@ def __getattr__(name: str) -> Any:
         from hyperq.mongo.trials import MongoTrials
 
         return MongoTrials
+    if name == "report":  # issue 7: hyperq.report(trials, path)
+        from hyperq.reporting import report
+
+        return report
     if name == "SparkTrials":
         from hyperq.spark import SparkTrials
 

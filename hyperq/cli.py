@@ -24,3 +24,6 @@ main.add_command(worker_command)
 def worker_main() -> None:
     """The ``hyperq-worker`` console script (same options as ``hyperq worker``)."""
     worker_command.main(prog_name="hyperq-worker")
+
+from hyperq.reporting import report_command  # noqa: E402  (issue 7: `hyperq report`)
+main.add_command(report_command)
