@@ -116,7 +116,7 @@ class JobStore:
         self.fs = gridfs.GridFS(self.db, collection=f"{target.collection}.fs")
         self.reconnect_timeout = reconnect_timeout
         self._indexes_done = False
-        self._server_offset: float | None = None
+        self._tid_checked: set[Any] = set()
 
     # -- connection ---------------------------------------------------------------------------
     def check_connection(self) -> None:
@@ -206,13 +206,15 @@ class JobStore:
             return_document=ReturnDocument.AFTER,
         )
         end = int(doc["n"])
-        floor = self._max_tid(exp_key) + 1
-        if end - n < floor:  # counter lost or behind existing trials: jump past them
-            self.counters.update_one({"_id": key}, {"$max": {"n": floor}})
-            doc = self.counters.find_one_and_update(
-                {"_id": key}, {"$inc": {"n": n}}, return_document=ReturnDocument.AFTER
-            )
-            end = int(doc["n"])
+        if exp_key not in self._tid_checked:  # once per process: a lost counter restarts at 0
+            self._tid_checked.add(exp_key)
+            floor = self._max_tid(exp_key) + 1
+            if end - n < floor:  # counter behind existing trials: jump past them
+                self.counters.update_one({"_id": key}, {"$max": {"n": floor}})
+                doc = self.counters.find_one_and_update(
+                    {"_id": key}, {"$inc": {"n": n}}, return_document=ReturnDocument.AFTER
+                )
+                end = int(doc["n"])
         return list(range(end - n, end))
 
     def _max_tid(self, exp_key: str | None) -> int:
@@ -343,6 +345,8 @@ class JobStore:
         expired = {"$lt": [{"$add": ["$refresh_time", {"$ifNull": ["$lease_ms", 0]}]}, "$$NOW"]}
         budget = {"$ifNull": ["$max_attempts", DEFAULT_MAX_ATTEMPTS]}
         base = self._exp_filter(exp_key, JOB_STATE_RUNNING)
+        if self.jobs.find_one({**base, "$expr": expired}, {"_id": 1}) is None:
+            return 0, 0  # the common case: one cheap read
         failed = self.jobs.update_many(
             {**base, "$expr": {"$and": [expired, {"$gte": ["$attempt", budget]}]}},
             {
@@ -385,6 +389,13 @@ class JobStore:
             ).modified_count,
             "cancel queued trials",
         )
+
+    def any_finished(self, ids: list[Any]) -> bool:
+        """Has any of the trials ``ids`` reached DONE, ERROR or CANCEL? (reads by ``_id``)"""
+        if not ids:
+            return False
+        flt = {"_id": {"$in": ids}, "state": {"$in": list(FINISHED_STATES)}}
+        return self.jobs.find_one(flt, {"_id": 1}) is not None
 
     def count_finished(self, exp_key: Any) -> int:
         """How many trials of ``exp_key`` are DONE, ERROR or CANCEL."""

@@ -196,13 +196,10 @@ class MongoTrials(Trials):
         """Keep at least one queued trial per live worker, so none of them idles."""
         return max(int(max_queue_len), self.live_worker_count())
 
-    def _local_finished(self) -> int:
-        return sum(1 for d in self._dynamic_trials if d["state"] in FINISHED_STATES)
-
     def _housekeeping(self) -> None:
         """Re-queue expired leases and say (once) when no live worker serves the experiment."""
         now = time.monotonic()
-        if now - self._last_requeue < 0.5:
+        if now - self._last_requeue < 1.0:
             return
         self._last_requeue = now
         store = self._store
@@ -229,13 +226,12 @@ class MongoTrials(Trials):
         ``poll_max``. Also re-queues trials whose worker died (expired lease).
         """
         deadline = time.monotonic() + max(0.0, timeout)
-        known = self._local_finished()
+        watched = [d["_id"] for d in self._dynamic_trials if d["state"] not in FINISHED_STATES]
         interval = 0.002
         store = self._store
         while True:
             self._housekeeping()
-            finished = store.retry(lambda: store.count_finished(self._exp_key), "count trials")
-            if finished != known:
+            if store.retry(lambda: store.any_finished(watched), "poll trials"):
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:

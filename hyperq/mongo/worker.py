@@ -102,6 +102,8 @@ class _Heartbeat(threading.Thread):
         self.lost = False
 
     def run(self) -> None:
+        current = {"exp_key": self.doc.get("exp_key"), "tid": self.doc["tid"]}
+        first = True
         while not self.stop_event.wait(self.interval):
             try:
                 if not self.store.heartbeat(self.doc["_id"], self.doc["lease_token"]):
@@ -112,7 +114,10 @@ class _Heartbeat(threading.Thread):
                         self.doc["tid"],
                     )
                     return
-                self.store.worker_heartbeat(self.worker_id)
+                # the first tick records the current trial: short trials never pay for it
+                fields = {"state": "running", "current": current} if first else None
+                self.store.worker_heartbeat(self.worker_id, fields)
+                first = False
             except Exception as exc:  # server away: keep trying, the lease decides
                 log.debug("heartbeat failed: %s", exc)
 
@@ -133,7 +138,8 @@ class Worker:
         self.n_error = 0
         self._stop = False
         self._interruptible = False
-        self._last_housekeeping = 0.0
+        self._last_registry = 0.0
+        self._last_requeue = 0.0
 
     # -- signals --------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -253,13 +259,14 @@ class Worker:
         return EXIT_OK
 
     def _housekeeping(self) -> None:
-        """Every heartbeat interval: refresh the registry entry and re-queue dead workers' trials."""
+        """Refresh the registry entry every heartbeat; re-queue dead workers' trials every lease."""
         now = time.monotonic()
-        if now - self._last_housekeeping < self.config.heartbeat:
-            return
-        self._last_housekeeping = now
-        self.store.worker_heartbeat(self.worker_id, {"state": "idle", "current": None})
-        self.store.requeue_expired(self.config.exp_key)
+        if now - self._last_registry >= self.config.lease_s / 3:
+            self._last_registry = now
+            self.store.worker_heartbeat(self.worker_id, {"state": "idle", "current": None})
+        if now - self._last_requeue >= max(self.config.lease_s, 1.0):
+            self._last_requeue = now
+            self.store.requeue_expired(self.config.exp_key)
 
     # -- one trial ----------------------------------------------------------------------------
     def _run_trial(self, doc: dict[str, Any]) -> int | None:
@@ -269,13 +276,6 @@ class Worker:
         log.debug("claimed trial %s (exp_key=%r, attempt %s)", tid, doc.get("exp_key"), doc.get("attempt"))
         hb = _Heartbeat(store, self.worker_id, doc, cfg.heartbeat)
         hb.start()
-        try:
-            store.worker_heartbeat(
-                self.worker_id,
-                {"state": "running", "current": {"exp_key": doc.get("exp_key"), "tid": tid}},
-            )
-        except Exception:
-            pass
         state, result, misc = JOB_STATE_ERROR, dict(doc.get("result") or {}), {}
         try:
             try:
