@@ -1,0 +1,215 @@
+"""SparkTrials against a real local Spark (one SparkContext for the whole test session)."""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import hyperq
+from hyperq import (
+    JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, STATUS_OK, fmin, hp, rand, tpe,
+)
+from hyperq.exceptions import NoTrialsFinished
+
+SPACE = {"x": hp.uniform("x", -5, 5)}
+
+
+@pytest.fixture(scope="session")
+def sc():
+    """A local SparkContext with 2 slots; tasks may be attempted up to 3 times."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'hyperq[spark]'")
+    import shutil
+
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs Java (no java on PATH and no JAVA_HOME)")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark import SparkConf, SparkContext
+
+    conf = (SparkConf().setMaster("local[2,3]").setAppName("hyperq-tests")
+            .set("spark.ui.enabled", "false")
+            .set("spark.ui.showConsoleProgress", "false")
+            .set("spark.driver.memory", "512m")
+            .set("spark.default.parallelism", "2")
+            .set("spark.pyspark.python", sys.executable)
+            .set("spark.driver.extraJavaOptions",
+                 "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData"))
+    context = SparkContext(conf=conf)
+    context.setLogLevel("ERROR")
+    yield context
+    context.stop()
+
+
+def _call_counter(directory):
+    """A function (pickled by value) that notes each call in ``directory``; and a reader."""
+    path = str(directory)
+
+    def note(tag: str) -> None:
+        with open(os.path.join(path, f"{tag}.calls"), "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def calls(tag: str) -> int:
+        try:
+            with open(os.path.join(path, f"{tag}.calls")) as f:
+                return len(f.read().split())
+        except FileNotFoundError:
+            return 0
+
+    return note, calls
+
+
+@pytest.mark.spark
+def test_trials_run_as_spark_tasks_in_reused_python_workers(sc):
+    def objective(p):
+        return {"loss": (p["x"] - 1.0) ** 2, "status": STATUS_OK, "pid": os.getpid()}
+
+    trials = hyperq.SparkTrials()
+    assert trials.parallelism == 2  # the context's task slots
+    best = fmin(objective, SPACE, algo=tpe.suggest, max_evals=12, trials=trials, rstate=0,
+                show_progressbar=False)
+    assert len(trials) == 12 and all(t["state"] == JOB_STATE_DONE for t in trials.trials)
+    pids = {t["result"]["pid"] for t in trials.trials}
+    assert os.getpid() not in pids
+    assert len(pids) < 12, "Python workers are reused between trials"
+    assert -5 <= best["x"] <= 5
+    assert hyperq.SparkTrials is hyperq.spark.SparkTrials
+
+
+@pytest.mark.spark
+def test_exceptions_become_error_trials_and_failing_trials_run_once(sc, tmp_path):
+    note, calls = _call_counter(tmp_path)
+
+    class Unpicklable(Exception):
+        def __init__(self, a, b):
+            super().__init__(f"{a} and {b}")
+
+    def objective(p):
+        if p["x"] == -3.0:
+            note("value_error")
+            raise ValueError("bad x")
+        if p["x"] == 3.0:
+            note("unpicklable")
+            raise Unpicklable("cannot", "travel")
+        if p["x"] == 4.0:
+            note("crash")
+            os._exit(1)  # kills the Python worker: the Spark task fails and is retried
+        return p["x"] ** 2
+
+    trials = hyperq.SparkTrials(parallelism=2)
+    fmin(objective, SPACE, algo=rand.suggest, max_evals=5, trials=trials, rstate=1,
+         show_progressbar=False,
+         points_to_evaluate=[{"x": -3.0}, {"x": 3.0}, {"x": 4.0}, {"x": 0.5}])
+    by_x = {t["misc"]["vals"]["x"][0]: t for t in trials.trials}
+    bad, weird, crash = by_x[-3.0], by_x[3.0], by_x[4.0]
+    assert bad["state"] == JOB_STATE_ERROR
+    assert bad["misc"]["error"] == ("<class 'ValueError'>", "bad x")
+    assert bad["misc"]["traceback"].endswith("ValueError: bad x\n")
+    assert weird["state"] == JOB_STATE_ERROR
+    assert "Unpicklable" in weird["misc"]["error"][0]
+    assert weird["misc"]["error"][1] == "cannot and travel"
+    assert crash["state"] == JOB_STATE_ERROR
+    assert "SparkTaskFailed" in crash["misc"]["error"][0]
+    assert "the objective is not run again" in crash["misc"]["error"][1]
+    assert by_x[0.5]["state"] == JOB_STATE_DONE and len(trials) == 5
+    # the objective ran once per failing trial, although Spark may attempt a task 3 times
+    assert (calls("value_error"), calls("unpicklable"), calls("crash")) == (1, 1, 1)
+
+
+@pytest.mark.spark
+def test_timeout_cancels_our_spark_jobs_only(sc, tmp_path):
+    """fmin's timeout cancels the trial's job group; a user's concurrent job is untouched."""
+    note, calls = _call_counter(tmp_path)
+    user_result = {}
+
+    def user_job():
+        sc.setJobGroup("users-own-group", "not hyperq's")
+        user_result["value"] = sc.parallelize([20], 1).map(
+            lambda x: __import__("time").sleep(6) or x + 1).collect()
+
+    worker = threading.Thread(target=user_job)
+    worker.start()
+
+    def objective(p):
+        note("started")
+        __import__("time").sleep(600)
+        return 0.0
+
+    trials = hyperq.SparkTrials(parallelism=1, timeout=4)
+    with pytest.raises(NoTrialsFinished, match="timeout"):
+        fmin(objective, SPACE, algo=rand.suggest, max_evals=3, trials=trials,
+             show_progressbar=False)
+    assert trials.trials and all(t["state"] == JOB_STATE_CANCEL for t in trials.trials)
+    # fmin returned after its Spark work ended: only the user's job may still be active
+    tracker = sc.statusTracker()
+    assert set(tracker.getActiveJobsIds()) <= set(tracker.getJobIdsForGroup("users-own-group"))
+    assert calls("started") >= 1
+    worker.join()
+    assert user_result["value"] == [21]
+
+
+@pytest.mark.spark
+def test_loss_threshold_from_the_constructor_stops_and_cancels(sc):
+    def objective(p):
+        if p["x"] == 0.0:
+            return 0.0
+        __import__("time").sleep(600)
+        return 1.0
+
+    trials = hyperq.SparkTrials(parallelism=2, loss_threshold=0.1)
+    best = fmin(objective, SPACE, algo=tpe.suggest, max_evals=8, trials=trials,
+                show_progressbar=False, points_to_evaluate=[{"x": 3.0}, {"x": 0.0}])
+    assert best == {"x": 0.0}
+    states = [t["state"] for t in trials.trials]
+    assert states.count(JOB_STATE_DONE) == 1 and JOB_STATE_CANCEL in states
+
+
+@pytest.mark.spark
+def test_points_attachments_and_resume_from_trials_save_file(sc, tmp_path):
+    path = str(tmp_path / "trials.pkl")
+
+    def objective(p):
+        return {"loss": p["x"] ** 2, "status": STATUS_OK,
+                "attachments": {"x_text": f"{p['x']:.3f}".encode()}}
+
+    fmin(objective, SPACE, algo=tpe.suggest, max_evals=3, trials=hyperq.SparkTrials(),
+         trials_save_file=path, points_to_evaluate=[{"x": 0.25}], show_progressbar=False)
+    with open(path, "rb") as f:
+        saved = pickle.load(f)
+    assert isinstance(saved, hyperq.SparkTrials) and len(saved) == 3
+    assert saved.trials[0]["misc"]["vals"]["x"] == [0.25]
+    fmin(objective, SPACE, algo=tpe.suggest, max_evals=5, trials=hyperq.SparkTrials(),
+         trials_save_file=path, show_progressbar=False)
+    with open(path, "rb") as f:
+        resumed = pickle.load(f)
+    assert len(resumed) == 5 and resumed.trials[0]["misc"]["vals"]["x"] == [0.25]
+    for t in resumed.trials:
+        assert t["state"] == JOB_STATE_DONE
+        expected = f"{t['misc']['vals']['x'][0]:.3f}".encode()
+        assert resumed.trial_attachments(t)["x_text"] == expected
+
+
+@pytest.mark.spark
+def test_parallelism_is_capped_with_a_warning(sc, caplog):
+    with caplog.at_level(logging.WARNING, logger="hyperq.spark"):
+        trials = hyperq.SparkTrials(parallelism=1000)
+    assert trials.parallelism == 128
+    assert any("capped" in r.getMessage() for r in caplog.records)
+    assert any("task slots" in r.getMessage() for r in caplog.records)
+
+
+def test_importing_hyperq_without_pyspark_works_and_sparktrials_says_how_to_install():
+    code = (
+        "import sys; sys.modules['pyspark'] = None\n"
+        "import hyperq, hyperq.spark\n"
+        "try:\n"
+        "    hyperq.SparkTrials()\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "pip install 'hyperq[spark]'" in out
