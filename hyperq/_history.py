@@ -16,23 +16,23 @@ from hyperq.base import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STAT
 
 
 class _Columns:
-    """Growable columns of (row, value) per label."""
+    """Growable (row, value) columns of one label, stored in numpy buffers (amortized O(1))."""
 
     def __init__(self) -> None:
-        self.rows: list[int] = []
-        self.values: list[float] = []
-        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self._rows = np.empty(64, dtype=np.int64)
+        self._values = np.empty(64, dtype=float)
+        self.n = 0
 
     def append(self, row: int, value: Any) -> None:
-        self.rows.append(row)
-        self.values.append(float(value))
-        self._arrays = None
+        if self.n == len(self._rows):
+            self._rows = np.concatenate([self._rows, np.empty_like(self._rows)])
+            self._values = np.concatenate([self._values, np.empty_like(self._values)])
+        self._rows[self.n] = row
+        self._values[self.n] = float(value)
+        self.n += 1
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._arrays is None:
-            self._arrays = (np.asarray(self.rows, dtype=np.int64),
-                            np.asarray(self.values, dtype=float))
-        return self._arrays
+        return self._rows[:self.n], self._values[:self.n]
 
 
 class History:
@@ -48,12 +48,11 @@ class History:
         self._pos = 0
         self._open: dict[int, int] = {}   # index in trials.trials -> tid, not finished yet
         self._tids: list[int] = []
-        self._loss_array: np.ndarray | None = None
+        self._losses = _Columns()
 
     def loss_array(self) -> np.ndarray:
-        if self._loss_array is None or len(self._loss_array) != len(self.losses):
-            self._loss_array = np.asarray(self.losses, dtype=float)
-        return self._loss_array
+        """The losses of the finished 'ok' trials, by row."""
+        return self._losses.arrays()[1]
 
     def column(self, label: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows, values) of ``label`` in the finished 'ok' trials where it was active."""
@@ -71,6 +70,7 @@ class History:
             return
         row = len(self.losses)
         self.losses.append(float(loss))
+        self._losses.append(row, loss)
         for label, vals in trial["misc"]["vals"].items():
             if vals:
                 col = self.columns.get(label)

@@ -1,107 +1,64 @@
 """Tree-structured Parzen Estimator (TPE) search, vectorized with numpy.
 
-Finished trials are split by loss into a "below" (good) and an "above" group. For each
-hyperparameter, a Parzen estimator (a mixture of one kernel per observation plus the prior) is
-fitted to each group; candidates are drawn from the good-group density ``l(x)`` and the one
-maximizing ``l(x) / g(x)`` is proposed. Parameters inside ``hp.choice`` branches are modeled
-from the trials where they were active. See docs/tpe.md.
+Finished trials are split by loss into a small "below" (good) group and an "above" group. Each
+group of hyperparameters that are active together (the parameters of one ``hp.choice`` branch,
+or the whole space when nothing is conditional) gets two joint Parzen estimators: ``l(x)``
+fitted to the good trials and ``g(x)`` to the rest, each a mixture of one product kernel per
+trial plus a broad prior component. Candidates are drawn from ``l`` and the one maximizing
+``l(x) / g(x)`` is proposed. Trials still running or queued count as bad observations
+(a "constant liar"), so a batch of suggestions, or many workers, never crowd one spot.
+The design and its measurements are in docs/tpe.md.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.special import logsumexp, ndtr, ndtri
+from scipy.special import ndtr, ndtri
 
 from hyperq import rand
 from hyperq._history import History, history_for
 from hyperq.base import Domain, Trials, docs_from_values
 from hyperq.pyll.base import Param
-from hyperq.pyll.distributions import Categorical, Normal, Numeric, RandInt, Uniform
+from hyperq.pyll.distributions import Categorical, Normal, RandInt, Uniform
 
+# hyperopt's tunables (same names); None means "use the schedule described in docs/tpe.md".
 _default_prior_weight = 1.0
+_default_n_startup_jobs = None
 _default_n_EI_candidates = 24
-_default_gamma = 0.25
-_default_n_startup_jobs = 20
+_default_gamma = None
 _default_linear_forgetting = 25
 
+MAX_ABOVE = 400          # g(x) uses at most this many (most recent) bad trials: O(1) per trial
+BANDWIDTH_FACTOR = 0.2   # kernel width = factor * range * n ** (-1 / (d + 4)) (Scott-like)
 _EPS = 1e-12
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def linear_forgetting_weights(n: int, lf: int) -> np.ndarray:
-    """Weights of ``n`` observations, oldest first: the newest ``lf`` weigh 1, older ramp up."""
-    if n <= lf:
-        return np.ones(n)
-    ramp = np.linspace(1.0 / n, 1.0, num=n - lf)
-    return np.concatenate([ramp, np.ones(lf)])
+@dataclass
+class _Dim:
+    """One hyperparameter in the internal coordinate TPE works in."""
 
+    label: str
+    categorical: bool
+    low: float = -math.inf     # internal bounds (log-space for log scales)
+    high: float = math.inf
+    center: float = 0.0        # prior component
+    width: float = 1.0
+    q: float | None = None
+    log: bool = False
+    int_range: tuple[int, int] | None = None
+    probs: np.ndarray | None = None
 
-def split_trials(losses: np.ndarray, gamma: float, lf: int) -> np.ndarray:
-    """Boolean mask of the "below" (good) trials: the best ``ceil(gamma * sqrt(n))``."""
-    n = len(losses)
-    n_below = min(int(math.ceil(gamma * math.sqrt(n))), lf) if n else 0
-    n_below = max(1, n_below) if n else 0
-    order = np.argsort(losses, kind="stable")
-    mask = np.zeros(n, dtype=bool)
-    mask[order[:n_below]] = True
-    return mask
-
-
-class _Numeric1D:
-    """A Parzen estimator over one numeric hyperparameter in its internal coordinate."""
-
-    def __init__(self, dist: Numeric | RandInt, obs: np.ndarray, weights: np.ndarray,
-                 prior_weight: float) -> None:
-        if isinstance(dist, RandInt):
-            low, high, self.log, self.q = dist.low - 0.5, dist.high - 0.5, False, 1.0
-            self.bounded, prior_mu, prior_sigma = True, None, None
-            self.int_range = (dist.low, dist.high - 1)
-        else:
-            self.log, self.q, self.int_range = dist.log, dist.q, None
-            if isinstance(dist, Uniform):
-                low, high, self.bounded = dist.low, dist.high, True
-            else:
-                low, high, self.bounded = -np.inf, np.inf, False
-                prior_mu, prior_sigma = dist.mu, dist.sigma
-        if self.bounded:
-            prior_mu, prior_sigma = 0.5 * (low + high), float(high - low)
-        self.low, self.high = low, high
-        x = obs if self.int_range is not None else dist.to_internal(obs)
-        mus = np.append(x, prior_mu)
-        order = np.argsort(mus, kind="stable")
-        sorted_mus = mus[order]
-        # Adaptive bandwidth: the larger gap to a neighbour, clipped to a sane range.
-        gaps = np.diff(sorted_mus)
-        left = np.concatenate([[sorted_mus[0] - low if self.bounded else prior_sigma], gaps])
-        right = np.concatenate([gaps, [high - sorted_mus[-1] if self.bounded else prior_sigma]])
-        sig_sorted = np.maximum(left, right)
-        n = len(mus)
-        sig_sorted = np.clip(sig_sorted, prior_sigma / min(100.0, 1.0 + n), prior_sigma)
-        sigmas = np.empty(n)
-        sigmas[order] = sig_sorted
-        sigmas[-1] = prior_sigma
-        w = np.append(weights, prior_weight)
-        self.mus, self.sigmas = mus, sigmas
-        self.log_w = np.log(w / w.sum())
-        if self.bounded:
-            self.log_mass = np.log(np.maximum(
-                ndtr((high - mus) / sigmas) - ndtr((low - mus) / sigmas), _EPS))
-        else:
-            self.log_mass = np.zeros(n)
-
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """``size`` draws, returned in the internal coordinate (unquantized)."""
-        k = rng.choice(len(self.mus), size=size, p=np.exp(self.log_w))
-        mu, sigma = self.mus[k], self.sigmas[k]
-        if not self.bounded:
-            return rng.normal(mu, sigma)
-        a, b = ndtr((self.low - mu) / sigma), ndtr((self.high - mu) / sigma)
-        u = rng.uniform(a, b)
-        u = np.clip(u, _EPS, 1 - _EPS)
-        return np.clip(mu + sigma * ndtri(u), self.low, self.high)
+    @property
+    def bounded(self) -> bool:
+        return math.isfinite(self.low)
 
     def to_value(self, x: np.ndarray) -> np.ndarray:
+        if self.categorical:
+            return x.astype(int)
         v = np.exp(x) if self.log else x
         if self.q is not None:
             v = np.round(v / self.q) * self.q
@@ -109,89 +66,310 @@ class _Numeric1D:
             v = np.clip(v, *self.int_range)
         return v
 
-    def log_pdf(self, values: np.ndarray) -> np.ndarray:
-        """Log density (log probability for quantized values) of ``values`` (not internal)."""
-        v = np.asarray(values, dtype=float)[:, None]
-        mus, sigmas = self.mus[None, :], self.sigmas[None, :]
-        if self.q is None:
-            x = np.log(np.maximum(v, _EPS)) if self.log else v
-            z = (x - mus) / sigmas
-            comp = -0.5 * z * z - np.log(sigmas) - 0.5 * math.log(2 * math.pi) - self.log_mass
-            if self.log:
-                comp = comp - x  # Jacobian of the log transform
-        else:
-            lo, hi = v - self.q / 2.0, v + self.q / 2.0
-            if self.log:
-                lo, hi = np.log(np.maximum(lo, _EPS)), np.log(np.maximum(hi, _EPS))
-            if self.bounded:
-                lo, hi = np.maximum(lo, self.low), np.minimum(hi, self.high)
-            mass = ndtr((hi - mus) / sigmas) - ndtr((lo - mus) / sigmas)
-            comp = np.log(np.maximum(mass, _EPS)) - self.log_mass
-        return logsumexp(comp + self.log_w[None, :], axis=1)
+    def to_internal(self, v: np.ndarray) -> np.ndarray:
+        if self.categorical or not self.log:
+            return np.asarray(v, dtype=float)
+        return np.log(np.maximum(np.asarray(v, dtype=float), _EPS))
 
 
-class _Categorical1D:
-    """A smoothed categorical estimator over option indices."""
+def _make_dim(param: Param) -> _Dim:
+    d = param.dist
+    if isinstance(d, Categorical):
+        return _Dim(param.label, True, probs=np.asarray(d.probs, dtype=float))
+    if isinstance(d, RandInt):
+        return _Dim(param.label, False, d.low - 0.5, d.high - 0.5, 0.5 * (d.low + d.high - 1),
+                    float(d.high - d.low), q=1.0, int_range=(d.low, d.high - 1))
+    if isinstance(d, Uniform):
+        return _Dim(param.label, False, d.low, d.high, 0.5 * (d.low + d.high),
+                    d.high - d.low, q=d.q, log=d.log)
+    assert isinstance(d, Normal)
+    return _Dim(param.label, False, center=d.mu, width=d.sigma, q=d.q, log=d.log)
 
-    def __init__(self, dist: Categorical, obs: np.ndarray, weights: np.ndarray,
-                 prior_weight: float) -> None:
-        n = dist.n_options
-        counts = np.bincount(obs.astype(int), weights=weights, minlength=n)[:n]
-        p = counts + prior_weight * np.asarray(dist.probs) * n / max(n, 1)
-        self.p = p / p.sum()
+
+class _Model:
+    """Static facts about a space for TPE: its dimensions and groups, cached per space."""
+
+    def __init__(self, domain: Domain, multivariate: bool) -> None:
+        space = domain.space
+        self.dims = {label: _make_dim(p) for label, p in space.params.items()}
+        by_condition: dict[tuple, list[str]] = {}
+        for label in space.labels:
+            key = (tuple(sorted(space.conditions[label])) if multivariate else (label,))
+            by_condition.setdefault(key, []).append(label)
+        self.groups = list(by_condition.values())
+        self.group_of = {label: gi for gi, labels in enumerate(self.groups) for label in labels}
+        self.spaces: dict[int, _Space] = {}
+        # Choices that switch between sub-spaces with parameters of their own.
+        self.gates = {gate for paths in space.conditions.values() for path in paths
+                      for gate, _ in path}
+
+
+def _model_for(domain: Domain, multivariate: bool) -> _Model:
+    cache = domain.__dict__.setdefault("_tpe_models", {})
+    if multivariate not in cache:
+        cache[multivariate] = _Model(domain, multivariate)
+    return cache[multivariate]
+
+
+def n_below_for(n: int, gamma: float | None, linear_forgetting: int) -> int:
+    """How many of ``n`` finished trials form the good group.
+
+    With ``gamma`` given, hyperopt's rule ``ceil(gamma * sqrt(n))`` (capped by
+    ``linear_forgetting``); by default the top 10%, capped at 25.
+    """
+    if n == 0:
+        return 0
+    if gamma is None:
+        return max(1, min(int(math.ceil(0.1 * n)), 25))
+    return max(1, min(int(math.ceil(gamma * math.sqrt(n))), linear_forgetting))
+
+
+def _neighbour_bandwidths(obs: np.ndarray, lows: np.ndarray, highs: np.ndarray,
+                          widths: np.ndarray, floors: np.ndarray) -> np.ndarray:
+    """Per-observation, per-dimension kernel widths (n x d): the larger gap to a neighbour in
+    that dimension (bounds count as neighbours, except for the outermost points), clipped to
+    ``[max(floor, width / min(100, n + 2)), width]``."""
+    n, d = obs.shape
+    if n == 0:
+        return np.empty((0, d))
+    order = np.argsort(obs, axis=0, kind="stable")
+    srt = np.take_along_axis(obs, order, axis=0)
+    lo = np.where(np.isfinite(lows), lows, srt[0] - widths)
+    hi = np.where(np.isfinite(highs), highs, srt[-1] + widths)
+    padded = np.concatenate([lo[None, :], srt, hi[None, :]], axis=0)
+    gaps = np.diff(padded, axis=0)
+    sig = np.maximum(gaps[:-1], gaps[1:])
+    if n >= 2:
+        sig[0] = padded[2] - padded[1]
+        sig[-1] = padded[-2] - padded[-3]
+    out = np.empty_like(sig)
+    np.put_along_axis(out, order, sig, axis=0)
+    low_clip = np.maximum(widths / min(100.0, n + 2.0), floors)
+    return np.clip(out, low_clip, np.maximum(widths, low_clip))
+
+
+class _Space:
+    """The numeric and categorical dimensions of one group, as arrays."""
+
+    def __init__(self, dims: list[_Dim]) -> None:
+        self.dims = dims
+        self.num = [j for j, dm in enumerate(dims) if not dm.categorical]
+        self.cat = [j for j, dm in enumerate(dims) if dm.categorical]
+        self.quantized = [j for j in self.num if dims[j].q is not None]
+        nd = [dims[j] for j in self.num]
+        self.lows = np.array([dm.low for dm in nd])
+        self.highs = np.array([dm.high for dm in nd])
+        self.centers = np.array([dm.center for dm in nd])
+        self.widths = np.array([dm.width for dm in nd])
+        # A kernel is never narrower than the quantization step (linear scales).
+        self.floors = np.array([dm.q if dm.q is not None and not dm.log and dm.int_range is None
+                                else (1.0 if dm.int_range is not None else 0.0) for dm in nd])
+
+
+def _space_for(dims: list[_Dim], cache: dict[int, _Space]) -> _Space:
+    key = id(dims[0]) if len(dims) == 1 else hash(tuple(id(d) for d in dims))
+    sp = cache.get(key)
+    if sp is None or sp.dims != dims:
+        sp = cache[key] = _Space(dims)
+    return sp
+
+
+class _Parzen:
+    """A mixture of product kernels (one per observation) plus a prior component.
+
+    Numeric dimensions use truncated normal kernels in the internal coordinate; quantized ones
+    are scored by their density at the grid value (kernels are at least one step wide, so the
+    ratio l/g matches the ratio of interval masses closely). Categorical dimensions use a
+    kernel that keeps most mass on the observed option.
+    """
+
+    def __init__(self, sp: _Space, obs: np.ndarray, prior_weight: float) -> None:
+        self.sp = sp
+        n = obs.shape[0]
+        self.n = n
+        w = np.ones(n + 1)
+        w[-1] = prior_weight
+        self.p_w = w / w.sum()
+        num = obs[:, sp.num]
+        sig = _neighbour_bandwidths(num, sp.lows, sp.highs, sp.widths, sp.floors)
+        self.mus = np.concatenate([num, sp.centers[None, :]], axis=0)
+        self.sigmas = np.concatenate([sig, sp.widths[None, :]], axis=0)
+        self.inv_sigmas = 1.0 / self.sigmas
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mass = ndtr((sp.highs - self.mus) * self.inv_sigmas) \
+                - ndtr((sp.lows - self.mus) * self.inv_sigmas)
+        self.a = ndtr((sp.lows - self.mus) * self.inv_sigmas)
+        self.b = self.a + mass
+        self.const = (-np.log(self.sigmas) - _LOG_SQRT_2PI
+                      - np.log(np.maximum(mass, _EPS))).sum(axis=1) + np.log(self.p_w)
+        self.cat_logp = []
+        for j in sp.cat:
+            probs = sp.dims[j].probs
+            k = len(probs)
+            table = np.empty((n + 1, k))
+            table[:n] = prior_weight / k
+            table[np.arange(n), obs[:, j].astype(int)] += 1.0
+            table[:n] /= table[:n].sum(axis=1, keepdims=True)
+            table[n] = probs
+            self.cat_logp.append(np.log(table))
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return rng.choice(len(self.p), size=size, p=self.p).astype(float)
+        """``size`` draws in the internal coordinate, quantized like the parameters."""
+        sp = self.sp
+        comp = rng.choice(self.n + 1, size=size, p=self.p_w)
+        out = np.empty((size, len(sp.dims)))
+        if sp.num:
+            u = rng.uniform(self.a[comp], self.b[comp])
+            u = np.clip(u, _EPS, 1 - _EPS)
+            x = np.clip(self.mus[comp] + self.sigmas[comp] * ndtri(u), sp.lows, sp.highs)
+            out[:, sp.num] = x
+            for j in sp.quantized:
+                dm = sp.dims[j]
+                out[:, j] = dm.to_internal(dm.to_value(out[:, j]))
+        for t, j in enumerate(sp.cat):
+            p = np.exp(self.cat_logp[t][comp])
+            r = rng.uniform(size=(size, 1))
+            out[:, j] = np.minimum((p.cumsum(axis=1) < r).sum(axis=1), p.shape[1] - 1)
+        return out
 
-    def to_value(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-    def log_pdf(self, values: np.ndarray) -> np.ndarray:
-        return np.log(self.p[np.asarray(values, dtype=int)])
-
-
-def _estimator(param: Param, obs: np.ndarray, weights: np.ndarray, prior_weight: float
-               ) -> _Numeric1D | _Categorical1D:
-    if isinstance(param.dist, Categorical):
-        return _Categorical1D(param.dist, obs, weights, prior_weight)
-    return _Numeric1D(param.dist, obs, weights, prior_weight)
+    def log_pdf(self, x: np.ndarray) -> np.ndarray:
+        """Log density of internal points ``x`` (m x d)."""
+        total = np.broadcast_to(self.const, (x.shape[0], self.n + 1)).copy()
+        if self.sp.num:
+            z = (x[:, None, self.sp.num] - self.mus[None, :, :]) * self.inv_sigmas[None, :, :]
+            total -= 0.5 * np.einsum("mnd,mnd->mn", z, z)
+        for t, j in enumerate(self.sp.cat):
+            total += self.cat_logp[t][:, x[:, j].astype(int)].T
+        peak = total.max(axis=1, keepdims=True)
+        return peak[:, 0] + np.log(np.exp(total - peak).sum(axis=1))
 
 
-def _propose(param: Param, hist: History, below_mask: np.ndarray, rng: np.random.Generator,
-             n_candidates: int, prior_weight: float, lf: int) -> Any:
-    rows, values = hist.column(param.label)
-    if len(rows) == 0:
-        return param.dist.sample(rng)
-    below = below_mask[rows]
-    # Forgetting acts within each group, so good old trials keep their full weight.
-    l_obs, g_obs = values[below], values[~below]
-    l_est = _estimator(param, l_obs, linear_forgetting_weights(len(l_obs), lf), prior_weight)
-    g_est = _estimator(param, g_obs, linear_forgetting_weights(len(g_obs), lf), prior_weight)
-    cand = l_est.to_value(l_est.sample(rng, n_candidates))
+def _group_rows(hist: History, dims: list[_Dim]) -> tuple[np.ndarray | None, list]:
+    """Rows of the finished trials where every dim of the group is active (None: all rows)."""
+    cols = [hist.column(dm.label) for dm in dims]
+    n_all = len(hist.losses)
+    if all(len(r) == n_all for r, _ in cols):  # active in every trial
+        return None, cols
+    rows = cols[0][0]
+    for r, _ in cols[1:]:
+        rows = np.intersect1d(rows, r, assume_unique=True)
+    return rows, cols
+
+
+def _gather(dims: list[_Dim], rows: np.ndarray | None, cols: list, pos: np.ndarray
+            ) -> np.ndarray:
+    """Internal coordinates of the group's trials at positions ``pos`` (into ``rows``)."""
+    obs = np.empty((len(pos), len(dims)))
+    for j, (dm, (r, v)) in enumerate(zip(dims, cols)):
+        if rows is None or len(r) == len(rows):
+            idx = pos
+        else:
+            idx = np.searchsorted(r, rows[pos])
+        obs[:, j] = dm.to_internal(v[idx])
+    return obs
+
+
+def _pending_obs(pending: list[dict[str, Any]], dims: list[_Dim]) -> np.ndarray:
+    rows = []
+    for vals in pending:
+        if all(vals.get(dm.label) for dm in dims):
+            rows.append([float(dm.to_internal(vals[dm.label][0])) for dm in dims])
+    return np.asarray(rows, dtype=float).reshape(len(rows), len(dims))
+
+
+def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below: Any,
+                   pending: list[dict[str, Any]], rng: np.random.Generator, n_candidates: int,
+                   prior_weight: float, space_cache: dict[int, _Space]) -> dict[str, Any]:
+    rows, cols = _group_rows(hist, dims)
+    # Trials are ranked among those where the group is active, so the parameters of a branch
+    # that looks worse overall are still modeled by that branch's own best trials.
+    group_losses = losses if rows is None else losses[rows]
+    n = len(group_losses)
+    k = n_below(n)
+    below = (np.argpartition(group_losses, k - 1)[:k] if 0 < k < n else np.arange(min(k, n)))
+    # g(x) uses the most recent MAX_ABOVE other trials: the cost stays flat as history grows.
+    recent = np.arange(max(0, n - MAX_ABOVE - k), n)
+    above = np.setdiff1d(recent, below, assume_unique=True)[-MAX_ABOVE:]
+    l_obs, g_obs = _gather(dims, rows, cols, below), _gather(dims, rows, cols, above)
+    if len(pending):
+        g_obs = np.concatenate([g_obs, _pending_obs(pending, dims)])
+    sp = _space_for(dims, space_cache)
+    l_est = _Parzen(sp, l_obs, prior_weight)
+    g_est = _Parzen(sp, g_obs, prior_weight)
+    cand = l_est.sample(rng, n_candidates)
     score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
-    return cand[int(np.argmax(score))]
+    best = cand[int(np.argmax(score))]
+    return {dm.label: dm.to_value(np.asarray(best[j])).item() for j, dm in enumerate(dims)}
+
+
+def _balance_branch(label: str, n_options: int, proposed: int, hist: History,
+                    pending: list[dict[str, Any]], floor: float, min_trials: int,
+                    rng: np.random.Generator) -> int:
+    """Keep every branch of a conditional ``hp.choice`` explored: an option with fewer than
+    ``min_trials`` trials whose share is below ``floor / n_options`` is chosen instead of
+    ``proposed``, so a branch that looks worse at first gets enough trials for its own model."""
+    _rows, values = hist.column(label)
+    counts = np.bincount(values.astype(int), minlength=n_options)[:n_options].astype(float)
+    for vals in pending:
+        v = vals.get(label)
+        if v:
+            counts[int(v[0])] += 1
+    starved = np.flatnonzero((counts < floor * counts.sum() / n_options)
+                             & (counts < min_trials))
+    if len(starved) == 0 or proposed in starved:
+        return proposed
+    return int(rng.choice(starved[counts[starved] == counts[starved].min()]))
 
 
 def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
             prior_weight: float = _default_prior_weight,
-            n_startup_jobs: int = _default_n_startup_jobs,
+            n_startup_jobs: int | None = _default_n_startup_jobs,
             n_EI_candidates: int = _default_n_EI_candidates,
-            gamma: float = _default_gamma,
+            gamma: float | None = _default_gamma,
             linear_forgetting: int = _default_linear_forgetting,
+            multivariate: bool = True, constant_liar: bool = True, branch_floor: float = 0.8,
+            branch_min_trials: int = 30,
             verbose: bool = True) -> list[dict[str, Any]]:
-    """One NEW trial document per id, proposed by TPE (random until ``n_startup_jobs``)."""
-    hist, _pending = history_for(trials)
+    """One NEW trial document per id, proposed by TPE.
+
+    Until ``n_startup_jobs`` trials have finished (default: 10, or 2 per parameter for wide
+    spaces), trials are drawn from the prior. Asked for several ids at once, it returns distinct
+    suggestions: each one counts as pending for the next (``constant_liar``), as do trials
+    already queued or running. ``multivariate=False`` models each parameter on its own, as
+    hyperopt does.
+    """
+    hist, pending = history_for(trials)
+    model = _model_for(domain, multivariate)
     n_obs = len(hist.losses)
-    if n_obs < n_startup_jobs:
+    if n_startup_jobs is None:
+        n_startup_jobs = max(10, min(2 * len(model.dims), 25))
+    if n_obs < n_startup_jobs or n_obs == 0:
         return rand.suggest(new_ids, domain, trials, seed)
     rng = np.random.default_rng(seed)
-    below_mask = split_trials(hist.loss_array(), gamma, linear_forgetting)
+    losses = hist.loss_array()
+
+    def n_below(n: int) -> int:
+        return n_below_for(n, gamma, linear_forgetting)
+
+    pending = list(pending) if constant_liar else []
     values = []
     for _ in new_ids:
-        proposal = {
-            label: _propose(p, hist, below_mask, rng, n_EI_candidates, prior_weight,
-                            linear_forgetting)
-            for label, p in domain.params.items()
-        }
-        values.append(domain.space.active(proposal))
+        proposals: dict[int, dict[str, Any]] = {}
+
+        def choose(param: Param) -> Any:
+            gi = model.group_of[param.label]
+            if gi not in proposals:
+                dims = [model.dims[label] for label in model.groups[gi]]
+                proposals[gi] = _propose_group(dims, hist, losses, n_below, pending, rng,
+                                               n_EI_candidates, prior_weight, model.spaces)
+            value = proposals[gi][param.label]
+            if branch_floor > 0 and param.label in model.gates:
+                value = _balance_branch(param.label, len(model.dims[param.label].probs), value,
+                                        hist, pending, branch_floor, branch_min_trials, rng)
+            return value
+
+        vals = domain.space.assign(choose)
+        values.append(vals)
+        if constant_liar:
+            pending.append({k: [v] for k, v in vals.items()})
     return docs_from_values(trials, domain, new_ids, values)
