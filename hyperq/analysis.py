@@ -16,7 +16,8 @@ import math
 import numbers
 import pickle
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,8 +33,16 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "SpaceRef", "NotEnoughTrials", "STATE_NAMES", "trials_to_dataframe", "param_importance",
-    "decode_values", "choice_options", "resolve_space", "format_trial", "TrialLog",
+    "STATE_NAMES",
+    "NotEnoughTrials",
+    "SpaceRef",
+    "TrialLog",
+    "choice_options",
+    "decode_values",
+    "format_trial",
+    "param_importance",
+    "resolve_space",
+    "trials_to_dataframe",
 ]
 
 #: Trial ``state`` codes -> the names shown in tables and reports.
@@ -285,7 +294,7 @@ class _Columns:
         self.results = {k: f"result.{k}" for k in result_keys}
 
 
-def trials_to_dataframe(trials: "Trials", space: Any = None) -> "pd.DataFrame":
+def trials_to_dataframe(trials: Trials, space: Any = None) -> pd.DataFrame:
     """One row per trial: what ran, with which parameters, how it ended.
 
     Columns, in order: ``tid``, ``state`` (new/running/done/error/cancel), ``status`` (the
@@ -354,7 +363,7 @@ def trials_to_dataframe(trials: "Trials", space: Any = None) -> "pd.DataFrame":
     return df
 
 
-def _as_frame(data: Any, space: Any = None) -> "pd.DataFrame":
+def _as_frame(data: Any, space: Any = None) -> pd.DataFrame:
     """A table from trials, or the table itself (from :func:`trials_to_dataframe`)."""
     pd = _need_pandas()
     if isinstance(data, pd.DataFrame):
@@ -367,7 +376,7 @@ def _as_frame(data: Any, space: Any = None) -> "pd.DataFrame":
     return trials_to_dataframe(data, space=space)
 
 
-def ok_rows(df: "pd.DataFrame") -> "pd.DataFrame":
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The trials that finished with status 'ok' and a finite loss."""
     mask = (df["state"] == "done") & (df["status"] == "ok") & np.isfinite(
         df["loss"].to_numpy(dtype=float, na_value=np.nan))
@@ -375,7 +384,7 @@ def ok_rows(df: "pd.DataFrame") -> "pd.DataFrame":
 
 
 # -- parameter importance ---------------------------------------------------------------------
-def _encode(df: "pd.DataFrame", params: list[str], categorical: set[str]) -> np.ndarray:
+def _encode(df: pd.DataFrame, params: list[str], categorical: set[str]) -> np.ndarray:
     """Parameters as numbers for a model: categories as codes, inactive as an own value."""
     pd = _need_pandas()
     cols = []
@@ -452,7 +461,7 @@ def _anova_importance(X: np.ndarray, y: np.ndarray, categorical: list[bool]) -> 
 
 
 def param_importance(data: Any, space: Any = None, method: str = "auto",
-                     random_state: int = 0) -> "pd.Series":
+                     random_state: int = 0) -> pd.Series:
     """How much of the variation of the loss each hyperparameter accounts for on its own.
 
     Uses the successful trials (status 'ok', finite loss) and the parameters that vary in them.

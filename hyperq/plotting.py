@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,8 +33,16 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "default_status_colors", "main_plot_history", "main_plot_histogram", "main_plot_vars",
-    "plot_history", "plot_histogram", "plot_vars", "plot_parallel_coordinates", "plot_loss_vs_params", "plot_param_importance",
+    "default_status_colors",
+    "main_plot_histogram",
+    "main_plot_history",
+    "main_plot_vars",
+    "plot_histogram",
+    "plot_history",
+    "plot_loss_vs_params",
+    "plot_parallel_coordinates",
+    "plot_param_importance",
+    "plot_vars",
 ]
 
 #: Marker colour per result status, as in hyperopt.
@@ -53,7 +62,7 @@ def _need_matplotlib() -> None:
 
 # -- figures ------------------------------------------------------------------------------------
 def _new_figure(figsize: tuple[float, float], path: str | None, do_show: bool,
-                use_pyplot_current: bool = False) -> "Figure":
+                use_pyplot_current: bool = False) -> Figure:
     """A figure to draw on: pyplot's when showing (or for hyperopt-style calls), else a
     standalone Agg figure."""
     _need_matplotlib()
@@ -74,7 +83,7 @@ def _new_figure(figsize: tuple[float, float], path: str | None, do_show: bool,
     return fig
 
 
-def _finish(fig: "Figure", path: str | None, do_show: bool) -> "Figure":
+def _finish(fig: Figure, path: str | None, do_show: bool) -> Figure:
     if path is not None:
         fig.savefig(path, dpi=100)
         logger.debug("saved plot to %s", path)
@@ -87,7 +96,7 @@ def _finish(fig: "Figure", path: str | None, do_show: bool) -> "Figure":
     return fig
 
 
-def _message(ax: "Axes", text: str) -> None:
+def _message(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -95,7 +104,7 @@ def _message(ax: "Axes", text: str) -> None:
 
 def _grid_shape(n: int, columns: int) -> tuple[int, int]:
     columns = max(1, min(int(columns), n))
-    return int(math.ceil(n / columns)), columns
+    return math.ceil(n / columns), columns
 
 
 def _losses(trials: Any) -> tuple[list[int], list[float], list[str]]:
@@ -116,7 +125,7 @@ def _losses(trials: Any) -> tuple[list[int], list[float], list[str]]:
 
 
 # -- hyperopt's three -----------------------------------------------------------------------
-def _draw_history(fig: "Figure", trials: Any, status_colors: Mapping[str, str] | None,
+def _draw_history(fig: Figure, trials: Any, status_colors: Mapping[str, str] | None,
                   title: str) -> None:
     status_colors = dict(default_status_colors, **(status_colors or {}))
     ax = fig.gca()
@@ -157,7 +166,7 @@ def _draw_history(fig: "Figure", trials: Any, status_colors: Mapping[str, str] |
 
 def main_plot_history(trials: Any, do_show: bool = True,
                       status_colors: Mapping[str, str] | None = None,
-                      title: str = "Loss History", path: str | None = None) -> "Figure":
+                      title: str = "Loss History", path: str | None = None) -> Figure:
     """Loss of each trial against its trial id, coloured by status, with the best loss so far
     and (as hyperopt) a line at the average best error."""
     fig = _new_figure((8, 4.5), path, do_show, use_pyplot_current=True)
@@ -167,14 +176,14 @@ def main_plot_history(trials: Any, do_show: bool = True,
 
 def plot_history(trials: Any, path: str | None = None, do_show: bool = False,
                  status_colors: Mapping[str, str] | None = None,
-                 title: str = "Loss history") -> "Figure":
+                 title: str = "Loss history") -> Figure:
     """:func:`main_plot_history` on a new figure (never pyplot's current one)."""
     fig = _new_figure((8, 4.5), path, do_show)
     _draw_history(fig, trials, status_colors, title)
     return _finish(fig, path, do_show)
 
 
-def _draw_histogram(fig: "Figure", trials: Any, title: str) -> None:
+def _draw_histogram(fig: Figure, trials: Any, title: str) -> None:
     ax = fig.gca()
     _, losses, statuses = _losses(trials)
     ys = [y for y, s in zip(losses, statuses) if s == "ok" and math.isfinite(y)]
@@ -188,7 +197,7 @@ def _draw_histogram(fig: "Figure", trials: Any, title: str) -> None:
 
 
 def main_plot_histogram(trials: Any, do_show: bool = True, title: str = "Loss Histogram",
-                        path: str | None = None) -> "Figure":
+                        path: str | None = None) -> Figure:
     """Histogram of the finite losses of the trials with status 'ok'."""
     fig = _new_figure((6, 4), path, do_show, use_pyplot_current=True)
     _draw_histogram(fig, trials, title)
@@ -196,23 +205,23 @@ def main_plot_histogram(trials: Any, do_show: bool = True, title: str = "Loss Hi
 
 
 def plot_histogram(trials: Any, path: str | None = None, do_show: bool = False,
-                   title: str = "Loss histogram") -> "Figure":
+                   title: str = "Loss histogram") -> Figure:
     """:func:`main_plot_histogram` on a new figure (never pyplot's current one)."""
     fig = _new_figure((6, 4), path, do_show)
     _draw_histogram(fig, trials, title)
     return _finish(fig, path, do_show)
 
 
-def _category_positions(series: "pd.Series") -> tuple[np.ndarray, list[str]]:
-    """Categorical values -> positions 0..k-1 (NaN stays NaN) and the tick labels."""
+def _category_positions(series: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Categorical values -> positions 0..k-1 (missing -> NaN) and the tick labels."""
     text = series.astype("string")
     cats = sorted(text.dropna().unique(), key=str)
-    pos = {c: i for i, c in enumerate(cats)}
-    return np.array([pos.get(v, np.nan) if v is not None and v == v else np.nan
-                     for v in text.tolist()], dtype=float), [str(c) for c in cats]
+    pos = {c: float(i) for i, c in enumerate(cats)}
+    values = text.map(pos).astype(float).to_numpy(dtype=float, na_value=np.nan)
+    return values, [str(c) for c in cats]
 
 
-def _param_axis(ax: "Axes", df: "pd.DataFrame", param: str, axis: str) -> np.ndarray:
+def _param_axis(ax: Axes, df: pd.DataFrame, param: str, axis: str) -> np.ndarray:
     """Values of ``param`` ready to plot on ``axis`` ('x' or 'y'), setting scale and ticks."""
     if param in df.attrs["categorical"]:
         values, labels = _category_positions(df[param])
@@ -228,7 +237,7 @@ def _param_axis(ax: "Axes", df: "pd.DataFrame", param: str, axis: str) -> np.nda
     return values
 
 
-def _draw_vars(fig: "Figure", df: "pd.DataFrame", params: list[str], rows: int, cols: int,
+def _draw_vars(fig: Figure, df: pd.DataFrame, params: list[str], rows: int, cols: int,
                fontsize: int, colorize_best: int | None, arrange_by_loss: bool) -> None:
     if not params:
         _message(fig.add_subplot(1, 1, 1), "no hyperparameters")
@@ -257,7 +266,7 @@ def _draw_vars(fig: "Figure", df: "pd.DataFrame", params: list[str], rows: int, 
         ax.set_xlabel("loss" if arrange_by_loss else "trial id", fontsize=max(6, fontsize - 2))
 
 
-def _vars_layout(df: "pd.DataFrame", columns: int) -> tuple[list[str], int, int]:
+def _vars_layout(df: pd.DataFrame, columns: int) -> tuple[list[str], int, int]:
     params = sorted(df.attrs["params"])
     rows, cols = _grid_shape(max(1, len(params)), columns)
     return params, rows, cols
@@ -266,7 +275,7 @@ def _vars_layout(df: "pd.DataFrame", columns: int) -> tuple[list[str], int, int]
 def main_plot_vars(trials: Any, do_show: bool = True, fontsize: int = 10,
                    colorize_best: int | None = None, columns: int = 5,
                    arrange_by_loss: bool = False, path: str | None = None,
-                   space: Any = None) -> "Figure":
+                   space: Any = None) -> Figure:
     """One panel per hyperparameter: its value in each trial (x: trial id, or the loss with
     ``arrange_by_loss``), coloured by loss (grey: no loss). ``colorize_best=n`` rings the n
     best trials in red.
@@ -283,7 +292,7 @@ def main_plot_vars(trials: Any, do_show: bool = True, fontsize: int = 10,
 
 def plot_vars(trials: Any, space: Any = None, path: str | None = None, do_show: bool = False,
               fontsize: int = 10, colorize_best: int | None = None, columns: int = 5,
-              arrange_by_loss: bool = False) -> "Figure":
+              arrange_by_loss: bool = False) -> Figure:
     """:func:`main_plot_vars` on a new figure (never pyplot's current one)."""
     df = _as_frame(trials, space)
     params, rows, cols = _vars_layout(df, columns)
@@ -293,7 +302,7 @@ def plot_vars(trials: Any, space: Any = None, path: str | None = None, do_show: 
 
 
 # -- more views -------------------------------------------------------------------------------
-def _unit_scale(df: "pd.DataFrame", param: str) -> tuple[np.ndarray, list[tuple[float, str]]]:
+def _unit_scale(df: pd.DataFrame, param: str) -> tuple[np.ndarray, list[tuple[float, str]]]:
     """``param`` mapped to [0, 1] (log for log parameters) and ticks for its axis."""
     if param in df.attrs["categorical"]:
         pos, labels = _category_positions(df[param])
@@ -317,7 +326,7 @@ def _unit_scale(df: "pd.DataFrame", param: str) -> tuple[np.ndarray, list[tuple[
 def plot_parallel_coordinates(trials: Any, space: Any = None, path: str | None = None,
                               do_show: bool = False, params: Sequence[str] | None = None,
                               max_params: int = 12, title: str = "Parallel coordinates"
-                              ) -> "Figure":
+                              ) -> Figure:
     """One line per successful trial across one vertical axis per hyperparameter, coloured by
     loss (bright = low); the best trial is drawn thick in red.
 
@@ -372,7 +381,7 @@ def plot_parallel_coordinates(trials: Any, space: Any = None, path: str | None =
 def plot_loss_vs_params(trials: Any, space: Any = None, path: str | None = None,
                         do_show: bool = False, params: Sequence[str] | None = None,
                         columns: int = 4, title: str = "Loss vs each hyperparameter"
-                        ) -> "Figure":
+                        ) -> Figure:
     """One panel per hyperparameter: loss (y) against its value (x) for the successful trials;
     choices as jittered strips, log parameters on a log axis, the best trial as a red star."""
     df = _as_frame(trials, space)
@@ -409,7 +418,7 @@ def plot_loss_vs_params(trials: Any, space: Any = None, path: str | None = None,
 
 def plot_param_importance(trials: Any, space: Any = None, path: str | None = None,
                           do_show: bool = False, method: str = "auto",
-                          title: str = "Hyperparameter importance") -> "Figure":
+                          title: str = "Hyperparameter importance") -> Figure:
     """Horizontal bars of :func:`hyperq.analysis.param_importance` (the fraction of loss
     variance each hyperparameter explains on its own; the method is named in the title)."""
     fig = _new_figure((6.5, 0.4 + 0.45 * 8), path, do_show)

@@ -19,7 +19,8 @@ import math
 import os
 import pprint
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["report", "render_report", "report_command", "load_mongo_trials"]
+__all__ = ["load_mongo_trials", "render_report", "report", "report_command"]
 
 _CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
         "script-src 'unsafe-inline'")
@@ -152,7 +153,7 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _plots(trials: Any, df: "pd.DataFrame") -> list[tuple[str, str, str | None]]:
+def _plots(trials: Any, df: pd.DataFrame) -> list[tuple[str, str, str | None]]:
     """(title, caption, base64 PNG or None) for each plot; a failing plot becomes a note."""
     from hyperq import plotting as P
 
@@ -160,16 +161,16 @@ def _plots(trials: Any, df: "pd.DataFrame") -> list[tuple[str, str, str | None]]
         ("Loss history", "Loss of each trial by trial id; the green line is the best loss so far.",
          lambda: P.plot_history(trials)),
         ("Hyperparameter importance",
-         "Fraction of the loss variance each hyperparameter explains on its own "
-         "(see docs/analysis.md for the method).", lambda: P.plot_param_importance(df)),
+         ("Fraction of the loss variance each hyperparameter explains on its own "
+          "(see docs/analysis.md for the method)."), lambda: P.plot_param_importance(df)),
         ("Loss histogram", "Distribution of the losses of the successful trials.",
          lambda: P.plot_histogram(trials)),
         ("Loss vs each hyperparameter", "Every successful trial; the red star is the best.",
          lambda: P.plot_loss_vs_params(df)),
-        ("Parallel coordinates", "One line per successful trial, coloured by loss (bright = "
-         "low); the best trial in red.", lambda: P.plot_parallel_coordinates(df)),
-        ("Hyperparameters over time", "Value of each hyperparameter by trial id, coloured by "
-         "loss (bright = low); red rings mark the 5 best trials.",
+        ("Parallel coordinates", ("One line per successful trial, coloured by loss "
+                                  "(bright = low); the best trial in red."), lambda: P.plot_parallel_coordinates(df)),
+        ("Hyperparameters over time", ("Value of each hyperparameter by trial id, coloured "
+                                       "by loss (bright = low); red rings mark the 5 best."),
          lambda: P.plot_vars(df, colorize_best=5, columns=4)),
     ]
     out: list[tuple[str, str, str | None]] = []
@@ -189,14 +190,16 @@ def _card(key: str, value: str, cls: str = "") -> str:
             f'<div class="v">{_esc(value)}</div></div>')
 
 
-def _summary(df: "pd.DataFrame") -> str:
+def _summary(df: pd.DataFrame) -> str:
+    import pandas as pd
+
     counts = df["state"].value_counts()
     ok = (df["status"] == "ok").sum()
     failed = ((df["state"] == "done") & (df["status"] == "fail")).sum()
     oks = df.loc[(df["status"] == "ok") & df["loss"].notna(), "loss"]
     best = f"{oks.min():.5g}" if len(oks) else "none yet"
     start, end = df["book_time"].min(), df["refresh_time"].max()
-    wall = (end - start).total_seconds() if start == start and end == end else None
+    wall = None if pd.isna(start) or pd.isna(end) else (end - start).total_seconds()
     compute = float(df["duration"].sum()) if df["duration"].notna().any() else None
     workers = df["worker"].dropna().nunique()
     cards = [
@@ -215,7 +218,7 @@ def _summary(df: "pd.DataFrame") -> str:
     return '<section id="summary"><div class="cards">' + "".join(cards) + "</div></section>"
 
 
-def _best_section(trials: Any, df: "pd.DataFrame", space: Any) -> str:
+def _best_section(trials: Any, df: pd.DataFrame, space: Any) -> str:
     from hyperq.exceptions import AllTrialsFailed
 
     try:
@@ -256,7 +259,7 @@ def _best_section(trials: Any, df: "pd.DataFrame", space: Any) -> str:
     )
 
 
-def _errors_section(df: "pd.DataFrame") -> str:
+def _errors_section(df: pd.DataFrame) -> str:
     errs = df[df["error"].notna()]
     if errs.empty:
         return ""
@@ -271,7 +274,7 @@ def _errors_section(df: "pd.DataFrame") -> str:
             f"<tbody>{rows}</tbody></table></div></section>")
 
 
-def _trials_table(df: "pd.DataFrame", best_tid: Any) -> str:
+def _trials_table(df: pd.DataFrame, best_tid: Any) -> str:
     import pandas as pd
 
     columns = [c for c in df.columns if c not in ("book_time",)]
@@ -313,7 +316,7 @@ def _trials_table(df: "pd.DataFrame", best_tid: Any) -> str:
     )
 
 
-def render_report(trials: "Trials", space: Any = None, title: str | None = None) -> str:
+def render_report(trials: Trials, space: Any = None, title: str | None = None) -> str:
     """The report page for ``trials`` as an HTML string (see :func:`report`)."""
     from hyperq.analysis import trials_to_dataframe
     from hyperq.version import __version__
@@ -348,8 +351,8 @@ def render_report(trials: "Trials", space: Any = None, title: str | None = None)
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_esc(title)} \u2013 hyperq report</title><style>{_CSS}</style></head>",
         f"<body><main><header><h1>{_esc(title)}</h1>",
-        f'<p class="sub">{len(df)} trials \u00b7 generated {_esc(generated)} by hyperq '
-        f"{_esc(__version__)}</p></header>",
+        (f'<p class="sub">{len(df)} trials \u00b7 generated {_esc(generated)} by hyperq '
+         f"{_esc(__version__)}</p></header>"),
         "".join(f'<p class="note">{_esc(n)}</p>' for n in notes),
         _summary(df) if len(df) else '<p class="note" id="empty">No trials yet.</p>',
         _best_section(trials, df, space_) if len(df) else "",
@@ -361,7 +364,7 @@ def render_report(trials: "Trials", space: Any = None, title: str | None = None)
     ])
 
 
-def report(trials: "Trials", path: str | os.PathLike[str], space: Any = None,
+def report(trials: Trials, path: str | os.PathLike[str], space: Any = None,
            title: str | None = None) -> str:
     """Write a self-contained HTML report of ``trials`` to ``path``; returns the path.
 
@@ -388,7 +391,7 @@ def _open_store(uri: str) -> Any:
 
 
 def load_mongo_trials(uri: str, exp_key: str, secret: str | None = None,
-                      load_domain: bool = True) -> tuple["Trials", Any]:
+                      load_domain: bool = True) -> tuple[Trials, Any]:
     """The trials of experiment ``exp_key`` in MongoDB at ``uri``, and its search space.
 
     The space comes from the domain fmin published for the workers; loading it unpickles the
@@ -469,10 +472,11 @@ def report_command(exp_key: str | None, mongo: str | None, trials_file: str | No
             raise click.ClickException(str(exc)) from None
         except (ConnectionError, PermissionError, ValueError) as exc:
             raise click.ClickException(f"cannot read the trials: {exc}") from None
+    from hyperq.exceptions import AllTrialsFailed
+
     report(trials, out, space=space, title=title)
-    best = ""
     try:
         best = f", best loss {trials.best_trial['result']['loss']:.6g}"
-    except Exception:  # noqa: BLE001 - no successful trial yet
-        pass
+    except AllTrialsFailed:
+        best = ", no successful trial yet"
     click.echo(f"wrote {out} ({len(trials)} trials{best})")

@@ -13,7 +13,11 @@ pd = pytest.importorskip("pandas")
 
 from hyperq import STATUS_OK, Trials, fmin, hp, rand, trials_from_docs  # noqa: E402
 from hyperq.analysis import (  # noqa: E402
-    NotEnoughTrials, TrialLog, choice_options, format_trial, param_importance,
+    NotEnoughTrials,
+    TrialLog,
+    choice_options,
+    format_trial,
+    param_importance,
 )
 from hyperq.space import SearchSpace  # noqa: E402
 
@@ -191,6 +195,6 @@ def test_log_lines_are_quiet_unless_logging_is_configured(configure, expect):
                               "misc": {{"vals": {{"x": [0.5]}}}}}})
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=60)
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert ("trial 0 done: loss 1.5 (new best) | x=0.5" in out.stderr) is expect
