@@ -22,6 +22,7 @@ class SearchSpace:
     def __init__(self, expr: Any) -> None:
         self.expr: Expr = as_apply(expr)
         self.params: dict[str, Param] = {}
+        self.int_labels: set[str] = set()
         for node in dfs(self.expr):
             if isinstance(node, Param):
                 other = self.params.get(node.label)
@@ -35,7 +36,9 @@ class SearchSpace:
                 inner = node.pos_args[0]
                 if isinstance(inner, Param) and isinstance(inner.dist, Numeric) \
                         and inner.dist.q is not None and float(inner.dist.q).is_integer():
-                    inner.dist.integer = True
+                    # Recorded here, not on the user's parameter object: trials then store
+                    # (and argmin returns) ints for it, while space_eval keeps its own types.
+                    self.int_labels.add(inner.label)
         self.labels: list[str] = list(self.params)
         self.conditions: dict[str, list[tuple[tuple[str, int], ...]]] = self._conditions()
 
@@ -75,7 +78,10 @@ class SearchSpace:
             visited.add(id(node))
             if isinstance(node, Param):
                 if node.label not in values:
-                    values[node.label] = node.dist.coerce(choose(node))
+                    value = node.dist.coerce(choose(node))
+                    if node.label in self.int_labels:
+                        value = int(round(value))
+                    values[node.label] = value
             elif isinstance(node, Switch):
                 walk(node.index)
                 index = rec_eval(node.index, values=values)
