@@ -15,6 +15,9 @@ from hyperq.base import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STAT
     STATUS_OK, Trials
 
 
+MAX_FAILED = 200
+
+
 class _Columns:
     """Growable (row, value) columns of one label, stored in numpy buffers (amortized O(1))."""
 
@@ -38,13 +41,15 @@ class _Columns:
 class History:
     """Finished 'ok' trials as columns: ``losses[row]`` and per-label ``(rows, values)``.
 
-    ``pending`` lists the ``{label: value}`` of trials that are NEW or RUNNING.
+    ``pending`` lists the misc vals of trials that are NEW or RUNNING, ``failed`` those of the
+    latest trials that failed (status 'fail', a NaN loss, or an error).
     """
 
     def __init__(self) -> None:
         self.losses: list[float] = []
         self.columns: dict[str, _Columns] = {}
         self.n_failed = 0
+        self.failed: list[dict[str, Any]] = []  # vals of the latest failed or errored trials
         self._pos = 0
         self._open: dict[int, int] = {}   # index in trials.trials -> tid, not finished yet
         self._tids: list[int] = []
@@ -67,6 +72,9 @@ class History:
         if trial["state"] != JOB_STATE_DONE or r.get("status") != STATUS_OK or loss is None \
                 or not math.isfinite(loss):
             self.n_failed += 1
+            if trial["state"] in (JOB_STATE_DONE, JOB_STATE_ERROR):
+                self.failed.append(trial["misc"]["vals"])
+                del self.failed[:-MAX_FAILED]
             return
         row = len(self.losses)
         self.losses.append(float(loss))

@@ -291,8 +291,10 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     recent = np.arange(max(0, n - MAX_ABOVE - k), n)
     above = np.setdiff1d(recent, below, assume_unique=True)[-MAX_ABOVE:]
     l_obs, g_obs = _gather(dims, rows, cols, below), _gather(dims, rows, cols, above)
-    if len(pending):
-        g_obs = np.concatenate([g_obs, _pending_obs(pending, dims)])
+    # Running and queued trials (constant liar) and failed ones count as bad observations, so
+    # suggestions spread out across workers and steer away from where the objective fails.
+    if pending or hist.failed:
+        g_obs = np.concatenate([g_obs, _pending_obs(pending + hist.failed, dims)])
     sp = _space_for(dims, space_cache)
     l_est = _Parzen(sp, l_obs, prior_weight)
     g_est = _Parzen(sp, g_obs, prior_weight)

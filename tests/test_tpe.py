@@ -1,0 +1,162 @@
+"""TPE behaviour: determinism, bounds, batches and pending trials, conditional spaces, failures."""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from hyperq import JOB_STATE_RUNNING, STATUS_FAIL, Trials, fmin, hp, rand, tpe
+from hyperq.base import Domain, docs_from_values
+from hyperq.pyll import scope
+
+SPACE = {
+    "x": hp.uniform("x", -5, 5),
+    "y": hp.uniform("y", -5, 5),
+    "lr": hp.loguniform("lr", math.log(1e-5), math.log(1)),
+    "n": scope.int(hp.quniform("n", 8, 128, 8)),
+    "k": hp.randint("k", 1, 4),
+    "act": hp.choice("act", ["a", "b", "c"]),
+    "m": hp.qlognormal("m", 2, 0.5, 1),
+    "z": hp.normal("z", 0, 2),
+}
+
+
+def loss(p):
+    return (p["x"] - 1) ** 2 + (p["y"] + 2) ** 2 + (math.log10(p["lr"]) + 3) ** 2 \
+        + abs(p["n"] - 64) / 64 + (p["k"] != 2) + (p["act"] != "b") + p["z"] ** 2 / 10
+
+
+def history(n=40, seed=0, fn=loss, space=SPACE):
+    t = Trials()
+    fmin(fn, space, algo=rand.suggest, max_evals=n, trials=t, show_progressbar=False,
+         rstate=np.random.default_rng(seed))
+    return t
+
+
+def suggest(t, k=1, seed=1, space=SPACE, **kw):
+    d = Domain(loss, space)
+    return [doc["misc"]["vals"] for doc in tpe.suggest(t.new_trial_ids(k), d, t, seed, **kw)]
+
+
+def flat(vals):
+    return {k: v[0] for k, v in vals.items() if v}
+
+
+def test_same_seed_same_suggestion_and_seed_matters():
+    t = history()
+    assert suggest(t, seed=5) == suggest(t, seed=5)
+    assert suggest(t, seed=5) != suggest(t, seed=6)
+
+
+def test_values_respect_bounds_quantization_and_types():
+    t = history(60)
+    for v in map(flat, suggest(t, k=30)):
+        assert -5 <= v["x"] <= 5 and -5 <= v["y"] <= 5
+        assert 1e-5 * (1 - 1e-9) <= v["lr"] <= 1 + 1e-9
+        assert v["n"] % 8 == 0 and 8 <= v["n"] <= 128 and type(v["n"]) is int
+        assert v["k"] in (1, 2, 3) and type(v["k"]) is int
+        assert v["act"] in (0, 1, 2)
+        assert v["m"] == round(v["m"]) and v["m"] >= 0
+        assert isinstance(v["z"], float)
+
+
+def test_batch_is_distinct_and_spread_by_constant_liar():
+    t = history(40)
+
+    def spread(**kw):
+        pts = np.array([[flat(v)["x"], flat(v)["y"]] for v in suggest(t, k=16, **kw)])
+        d = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1))
+        return pts, d[np.triu_indices(16, 1)]
+
+    pts, dist = spread()
+    assert len({tuple(p) for p in pts}) == 16
+    _, dist_no_liar = spread(constant_liar=False)
+    assert np.median(dist) > np.median(dist_no_liar)
+
+
+def test_running_trials_count_as_pending():
+    t = history(40)
+    best = flat(suggest(t, seed=3, constant_liar=False)[0])
+    # Eight workers are busy on exactly that point.
+    d = Domain(loss, SPACE)
+    tids = t.new_trial_ids(8)
+    docs = docs_from_values(t, d, tids, [best] * 8)
+    for doc in docs:
+        doc["state"] = JOB_STATE_RUNNING
+    t.insert_trial_docs(docs)
+    t.refresh()
+    after = flat(suggest(t, seed=3)[0])
+    ignoring = flat(suggest(t, seed=3, constant_liar=False)[0])
+    assert ignoring == best  # without the liar the busy point would be proposed again
+    assert after != best
+
+
+def test_failed_and_nan_trials_steer_the_search_away():
+    def fn(p):
+        if p["x"] < -2:
+            return {"status": STATUS_FAIL}
+        if p["y"] > 1:
+            return float("nan")
+        return loss(p)
+
+    def late_ok_share(algo):
+        shares = []
+        for seed in range(3):
+            t = Trials()
+            fmin(fn, SPACE, algo=algo, max_evals=60, trials=t, show_progressbar=False,
+                 rstate=np.random.default_rng(seed))
+            assert len(t) == 60
+            shares.append(np.mean([r["status"] == "ok" for r in t.results[30:]]))
+        return np.mean(shares)
+
+    # Random search succeeds ~42% of the time here; TPE learns where the objective fails.
+    assert late_ok_share(tpe.suggest) > late_ok_share(rand.suggest) + 0.2
+
+
+def test_all_failures_fall_back_to_random_search():
+    t = Trials()
+    point = fmin(lambda p: {"status": STATUS_FAIL}, SPACE, algo=tpe.suggest, max_evals=30,
+                 trials=t, show_progressbar=False, return_argmin=False,
+                 rstate=np.random.default_rng(0))
+    assert point is None and len(t) == 30
+
+
+def test_conditional_branches_each_get_explored_and_modeled():
+    space = hp.choice("model", [
+        {"t": "easy", "a": hp.uniform("a", -1, 1)},
+        {"t": "hard", "b": hp.uniform("b", 0, 1), "c": hp.loguniform("c", -9, 0)},
+    ])
+
+    def fn(p):
+        if p["t"] == "easy":
+            return 0.3 + 0.1 * p["a"] ** 2
+        return 2 * (1 - math.exp(-((p["b"] - 0.7) / 0.05) ** 2 - ((p["c"] - 0.01) / 0.01) ** 2))
+
+    t = Trials()
+    fmin(fn, space, algo=tpe.suggest, max_evals=80, trials=t, show_progressbar=False,
+         rstate=np.random.default_rng(1))
+    branches = [d["misc"]["vals"]["model"][0] for d in t.trials]
+    assert branches.count(1) >= 20  # the branch that looks worse is not abandoned
+    hard = [d["misc"]["vals"]["b"][0] for d in t.trials if d["misc"]["vals"]["b"]]
+    assert np.median(np.abs(np.array(hard[-10:]) - 0.7)) < np.median(np.abs(np.array(hard[:10]) - 0.7))
+
+
+def test_hyperopt_tunables_still_work():
+    t = history(30)
+    algo = functools.partial(tpe.suggest, n_startup_jobs=50)
+    d = Domain(loss, SPACE)
+    ids = t.new_trial_ids(1)
+    # Below n_startup_jobs the suggestion is the prior's.
+    assert algo(ids, d, t, 4)[0]["misc"]["vals"] == rand.suggest(ids, d, t, 4)[0]["misc"]["vals"]
+    for kw in ({"gamma": 0.25}, {"prior_weight": 0.1}, {"n_EI_candidates": 2},
+               {"linear_forgetting": 5, "gamma": 0.5}, {"multivariate": False}):
+        assert len(suggest(t, k=2, **kw)) == 2
+
+
+def test_n_below_schedule():
+    assert tpe.n_below_for(10, None, 25) == 1
+    assert tpe.n_below_for(100, None, 25) == 10
+    assert tpe.n_below_for(1000, None, 25) == 25
+    assert tpe.n_below_for(100, 0.25, 25) == 3  # hyperopt's ceil(gamma * sqrt(n))
