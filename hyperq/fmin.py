@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hyperq.analysis import TrialLog
 from hyperq.base import (
     FINISHED_STATES, JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW,
     JOB_STATE_RUNNING, STATUS_OK, Ctrl, Domain, Trials, misc_from_values, spec_from_misc,
@@ -155,6 +156,8 @@ class _Run:
         self.n_finished = 0
         self.n_total = 0  # trials that count against max_evals (all but cancelled)
         self.stop_reason = ""
+        self.trial_log = TrialLog(logger, space=domain.space, enabled=verbose)
+        self.trial_log.prime(trials)
 
     def log(self, msg: str, *args: Any) -> None:
         if self.verbose:
@@ -186,6 +189,7 @@ class _Run:
         self.n_finished, self.n_total, self.best_loss = finished, total, best
         if newly > 0:
             self.progress.update(newly, best)
+            self.trial_log.scan(self.trials.trials)
         return queued, running
 
     def _finished_one(self, trial: dict[str, Any]) -> None:
@@ -196,6 +200,7 @@ class _Run:
             if loss is not None and loss < self.best_loss:
                 self.best_loss = loss
         self.progress.update(1, self.best_loss)
+        self.trial_log.finished(trial)
 
     def should_stop(self, newly_finished: bool) -> bool:
         if self.n_finished >= self.max_evals:
@@ -232,7 +237,6 @@ class _Run:
         trial["book_time"] = trial["refresh_time"] = now
         trial["owner"] = f"{os.uname().nodename}:{os.getpid()}"
         ctrl = Ctrl(self.trials, current_trial=trial)
-        t0 = time.perf_counter()
         try:
             result = self.domain.evaluate(spec_from_misc(trial["misc"]), ctrl)
         except KeyboardInterrupt:
@@ -253,8 +257,6 @@ class _Run:
             trial["refresh_time"] = utcnow()
             if result.get("failure"):
                 logger.warning("trial %s: %s", trial["tid"], result["failure"])
-            logger.debug("trial %s finished in %.3fs: %s", trial["tid"],
-                         time.perf_counter() - t0, result.get("loss"))
         self._finished_one(trial)
 
     def run_sync(self) -> None:
