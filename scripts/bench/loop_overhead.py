@@ -66,6 +66,10 @@ def time_run(label, problem, n, seed):
             "best": min(losses)}
 
 
+def fmt_ratio(r):
+    return "%.1fx" % r if r < 10 else "%.0fx" % r
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", default="100,1000", help="comma list of sizes, default %(default)s")
@@ -157,7 +161,7 @@ def main(argv=None):
                 if ma is None or mb is None:
                     cells += ["-", "-"]
                 else:
-                    cells += ["%.1fx" % (ma[0] / mb[0]), "%.1fx" % (ma[1] / mb[1])]
+                    cells += [fmt_ratio(ma[0] / mb[0]), fmt_ratio(ma[1] / mb[1])]
             print("| " + " | ".join(cells) + " |")
     print()
     print("# wall time %.0f s" % (time.perf_counter() - t_start))
