@@ -27,3 +27,7 @@ def worker_main() -> None:
 
 from hyperq.reporting import report_command  # noqa: E402  (issue 7: `hyperq report`)
 main.add_command(report_command)
+
+from hyperq.ops.commands import register as _register_ops  # noqa: E402  (issue 6: operators)
+
+_register_ops(main)
