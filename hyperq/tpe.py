@@ -27,12 +27,16 @@ from hyperq.pyll.distributions import Categorical, Normal, RandInt, Uniform
 # hyperopt's tunables (same names); None means "use the schedule described in docs/tpe.md".
 _default_prior_weight = 1.0
 _default_n_startup_jobs = None
-_default_n_EI_candidates = 24
+_default_n_EI_candidates = 64
 _default_gamma = None
 _default_linear_forgetting = 25
 
-MAX_ABOVE = 400          # g(x) uses at most this many (most recent) bad trials: O(1) per trial
-BANDWIDTH_FACTOR = 0.2   # kernel width = factor * range * n ** (-1 / (d + 4)) (Scott-like)
+# Internal settings, chosen with scripts/bench/tpe_quality.py (see docs/tpe.md).
+MAX_ABOVE = 400        # g(x) uses at most this many (most recent) bad trials: O(1) per trial
+CAT_MIN_TRIALS = 10    # every option of a categorical gets this many trials (if under-sampled)
+LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
+LOCAL_SCALE = 0.25     # ... with its kernel widths times this
+RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
 _EPS = 1e-12
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -183,11 +187,14 @@ class _Parzen:
     kernel that keeps most mass on the observed option.
     """
 
-    def __init__(self, sp: _Space, obs: np.ndarray, prior_weight: float) -> None:
+    def __init__(self, sp: _Space, obs: np.ndarray, prior_weight: float,
+                 weights: np.ndarray | None = None) -> None:
         self.sp = sp
         n = obs.shape[0]
         self.n = n
         w = np.ones(n + 1)
+        if weights is not None and n:
+            w[:n] = weights * n / weights.sum()
         w[-1] = prior_weight
         self.p_w = w / w.sum()
         num = obs[:, sp.num]
@@ -230,6 +237,24 @@ class _Parzen:
             p = np.exp(self.cat_logp[t][comp])
             r = rng.uniform(size=(size, 1))
             out[:, j] = np.minimum((p.cumsum(axis=1) < r).sum(axis=1), p.shape[1] - 1)
+        return out
+
+    def sample_near(self, comp: int, rng: np.random.Generator, size: int, scale: float
+                    ) -> np.ndarray:
+        """``size`` draws around kernel ``comp`` with its widths times ``scale``; categorical
+        values are kept."""
+        sp = self.sp
+        out = np.repeat(np.empty((1, len(sp.dims))), size, axis=0)
+        mu, sigma = self.mus[comp], self.sigmas[comp] * scale
+        a = ndtr((sp.lows - mu) / sigma)
+        b = ndtr((sp.highs - mu) / sigma)
+        u = np.clip(rng.uniform(a, b, size=(size, len(mu))), _EPS, 1 - _EPS)
+        out[:, sp.num] = np.clip(mu + sigma * ndtri(u), sp.lows, sp.highs)
+        for j in sp.quantized:
+            dm = sp.dims[j]
+            out[:, j] = dm.to_internal(dm.to_value(out[:, j]))
+        for t, j in enumerate(sp.cat):
+            out[:, j] = np.argmax(self.cat_logp[t][comp])
         return out
 
     def log_pdf(self, x: np.ndarray) -> np.ndarray:
@@ -287,6 +312,7 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     n = len(group_losses)
     k = n_below(n)
     below = (np.argpartition(group_losses, k - 1)[:k] if 0 < k < n else np.arange(min(k, n)))
+    below = below[np.argsort(group_losses[below], kind="stable")]
     # g(x) uses the most recent MAX_ABOVE other trials: the cost stays flat as history grows.
     recent = np.arange(max(0, n - MAX_ABOVE - k), n)
     above = np.setdiff1d(recent, below, assume_unique=True)[-MAX_ABOVE:]
@@ -296,9 +322,15 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     if pending or hist.failed:
         g_obs = np.concatenate([g_obs, _pending_obs(pending + hist.failed, dims)])
     sp = _space_for(dims, space_cache)
-    l_est = _Parzen(sp, l_obs, prior_weight)
+    l_w = None
+    if RANK_WEIGHT > 0 and len(below) > 1:
+        l_w = 1.0 + RANK_WEIGHT * np.linspace(1.0, 0.0, len(below))
+    l_est = _Parzen(sp, l_obs, prior_weight, l_w)
     g_est = _Parzen(sp, g_obs, prior_weight)
     cand = l_est.sample(rng, n_candidates)
+    n_local = int(round(LOCAL_FRACTION * n_candidates))
+    if n_local and len(below) and sp.num:
+        cand[:n_local] = l_est.sample_near(0, rng, n_local, LOCAL_SCALE)
     score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
     best = cand[int(np.argmax(score))]
     return {dm.label: dm.to_value(np.asarray(best[j])).item() for j, dm in enumerate(dims)}
@@ -368,6 +400,9 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
             if branch_floor > 0 and param.label in model.gates:
                 value = _balance_branch(param.label, len(model.dims[param.label].probs), value,
                                         hist, pending, branch_floor, branch_min_trials, rng)
+            elif CAT_MIN_TRIALS and model.dims[param.label].categorical:
+                value = _balance_branch(param.label, len(model.dims[param.label].probs), value,
+                                        hist, pending, branch_floor, CAT_MIN_TRIALS, rng)
             return value
 
         vals = domain.space.assign(choose)
