@@ -17,12 +17,15 @@ picklable *outcome* dict::
 from __future__ import annotations
 
 import hashlib
+import linecache
 import logging
 import os
+import re
 import socket
 import time
 import traceback
-from typing import Any, Mapping
+import types
+from typing import Any, Callable, Mapping
 
 import cloudpickle
 
@@ -107,6 +110,58 @@ def error_outcome(type_name: str, message: str, owner: str | None = None) -> dic
 
 
 # -- driver side ----------------------------------------------------------------------------------
+_DYNAMIC_FRAME = re.compile(r'^  File "<dynamic-code>", line (\d+), in (\S+)$')
+
+
+def code_files(fn: Callable[..., Any], limit: int = 500) -> dict[str, str]:
+    """``{function name: source file}`` of ``fn`` and the functions it uses (driver side).
+
+    cloudpickle names the file of functions it ships by value ``<dynamic-code>``; this map lets
+    the driver put the real file and source line back into a worker's traceback.
+    """
+    out: dict[str, str] = {}
+    seen: set[int] = set()
+    stack: list[Any] = [fn]
+    while stack and len(seen) < limit:
+        obj = stack.pop()
+        code = obj if isinstance(obj, types.CodeType) else getattr(obj, "__code__", None)
+        if not isinstance(code, types.CodeType) or id(code) in seen:
+            continue
+        seen.add(id(code))
+        out.setdefault(code.co_name, code.co_filename)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+        if isinstance(obj, types.FunctionType):
+            for cell in obj.__closure__ or ():
+                try:
+                    stack.append(cell.cell_contents)
+                except ValueError:  # empty cell
+                    pass
+            home = getattr(fn, "__globals__", None)
+            stack.extend(g for g in (obj.__globals__.get(n) for n in code.co_names)
+                         if isinstance(g, types.FunctionType) and g.__globals__ is home)
+    return out
+
+
+def restore_traceback(tb: str, files: Mapping[str, str]) -> str:
+    """Put file names and source lines back into ``<dynamic-code>`` frames of ``tb``."""
+    if "<dynamic-code>" not in tb or not files:
+        return tb
+    lines = tb.splitlines(keepends=True)
+    out = []
+    for i, line in enumerate(lines):
+        m = _DYNAMIC_FRAME.match(line.rstrip("\n"))
+        path = files.get(m.group(2)) if m else None
+        if not m or not path:
+            out.append(line)
+            continue
+        out.append(f'  File "{path}", line {m.group(1)}, in {m.group(2)}\n')
+        source = linecache.getline(path, int(m.group(1))).strip()
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if source and not following.startswith("    "):
+            out.append(f"    {source}\n")
+    return "".join(out)
+
+
 class DispatchTrials(Trials):
     """An in-memory Trials whose NEW trials are evaluated on ``slots`` parallel workers.
 
@@ -116,7 +171,8 @@ class DispatchTrials(Trials):
 
     asynchronous = True
     #: attributes that live only while fmin runs; never pickled (trials_save_file)
-    _RUNTIME_ATTRS: tuple[str, ...] = ("_domain_key", "_domain_blob", "_inflight", "_started")
+    _RUNTIME_ATTRS: tuple[str, ...] = ("_domain_key", "_domain_blob", "_inflight", "_started",
+                                       "_code_files")
 
     def __init__(self, exp_key: str | None = None, refresh: bool = True) -> None:
         super().__init__(exp_key=exp_key, refresh=refresh)
@@ -127,6 +183,7 @@ class DispatchTrials(Trials):
         self._domain_blob: bytes | None = None
         self._inflight: dict[int, dict[str, Any]] = {}   # tid -> running trial doc
         self._started = False
+        self._code_files: dict[str, str] = {}
 
     # -- to implement -------------------------------------------------------------------------
     @property
@@ -156,6 +213,7 @@ class DispatchTrials(Trials):
         """Pickle the domain once (it is shipped once per worker) and requeue stale trials."""
         super().prepare_fmin(domain)
         self._domain_key, self._domain_blob = pickle_domain(domain)
+        self._code_files = code_files(domain.fn)
         for t in self._mine():
             if t["state"] == JOB_STATE_RUNNING and t["tid"] not in self._inflight:
                 # left RUNNING by an interrupted run that was saved (trials_save_file): redo it
@@ -254,7 +312,8 @@ class DispatchTrials(Trials):
                 t["state"] = JOB_STATE_ERROR
                 t["misc"]["error"] = tuple(outcome["error"])
                 if outcome.get("traceback"):
-                    t["misc"]["traceback"] = outcome["traceback"]
+                    t["misc"]["traceback"] = restore_traceback(outcome["traceback"],
+                                                               self._code_files)
                 logger.error("trial %s failed: %s: %s", tid, outcome["error"][0],
                              outcome["error"][1])
 

@@ -19,11 +19,16 @@ SPACE = {"x": hp.uniform("x", -5, 5)}
 
 
 def _alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie, exited but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _pids_in(directory) -> list[int]:
@@ -75,7 +80,7 @@ def test_objective_exceptions_become_error_trials_even_unpicklable_ones():
     bad, weird, good = by_x[-3.0], by_x[3.0], by_x[0.5]
     assert bad["state"] == JOB_STATE_ERROR
     assert bad["misc"]["error"] == ("<class 'ValueError'>", "bad x -3.00")
-    assert "in objective" in bad["misc"]["traceback"]
+    assert 'raise ValueError(f"bad x' in bad["misc"]["traceback"]
     assert bad["misc"]["traceback"].endswith("ValueError: bad x -3.00\n")
     assert weird["state"] == JOB_STATE_ERROR
     assert "Unpicklable" in weird["misc"]["error"][0]
@@ -170,13 +175,18 @@ def test_early_stop_fn_stops_the_run():
 
 def test_when_fmin_raises_workers_are_gone_and_running_trials_go_back_to_new(tmp_path):
     note = _pid_writer(tmp_path)
+    directory = str(tmp_path)
 
     def objective(p):
+        import time
+
         if p["x"] > 0:
             note()
-            import time
-
             time.sleep(600)
+        for _ in range(600):  # finish only once the slow trial is surely running
+            if any(name.endswith(".pid") for name in os.listdir(directory)):
+                break
+            time.sleep(0.1)
         return p["x"] ** 2
 
     def explode(trials, *args):
@@ -249,3 +259,35 @@ def test_unpicklable_objective_is_a_clear_error():
 def test_bad_n_jobs_is_rejected(bad):
     with pytest.raises(InvalidArgument, match="n_jobs"):
         ProcessTrials(n_jobs=bad)
+
+
+def test_workers_exit_by_themselves_when_the_driver_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import os, time\n"
+        "from hyperq import fmin, hp, rand, ProcessTrials\n"
+        f"d = {str(tmp_path)!r}\n"
+        "def objective(p):\n"
+        "    open(os.path.join(d, f'{os.getpid()}.pid'), 'w').write(str(os.getpid()))\n"
+        "    time.sleep(600)\n"
+        "fmin(objective, {'x': hp.uniform('x', 0, 1)}, algo=rand.suggest, max_evals=4,\n"
+        "     trials=ProcessTrials(n_jobs=2), show_progressbar=False)\n"
+    )
+    driver = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 120
+        while len(_pids_in(tmp_path)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pids = _pids_in(tmp_path)
+        assert len(pids) == 2, "both workers started a trial"
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids), "orphaned workers exit on their own"

@@ -108,6 +108,7 @@ def test_exceptions_become_error_trials_and_failing_trials_run_once(sc, tmp_path
     assert bad["state"] == JOB_STATE_ERROR
     assert bad["misc"]["error"] == ("<class 'ValueError'>", "bad x")
     assert bad["misc"]["traceback"].endswith("ValueError: bad x\n")
+    assert 'raise ValueError("bad x")' in bad["misc"]["traceback"]
     assert weird["state"] == JOB_STATE_ERROR
     assert "Unpicklable" in weird["misc"]["error"][0]
     assert weird["misc"]["error"][1] == "cannot and travel"
@@ -128,7 +129,7 @@ def test_timeout_cancels_our_spark_jobs_only(sc, tmp_path):
     def user_job():
         sc.setJobGroup("users-own-group", "not hyperq's")
         user_result["value"] = sc.parallelize([20], 1).map(
-            lambda x: __import__("time").sleep(6) or x + 1).collect()
+            lambda x: __import__("time").sleep(8) or x + 1).collect()
 
     worker = threading.Thread(target=user_job)
     worker.start()
@@ -138,7 +139,7 @@ def test_timeout_cancels_our_spark_jobs_only(sc, tmp_path):
         __import__("time").sleep(600)
         return 0.0
 
-    trials = hyperq.SparkTrials(parallelism=1, timeout=4)
+    trials = hyperq.SparkTrials(parallelism=1, timeout=6)
     with pytest.raises(NoTrialsFinished, match="timeout"):
         fmin(objective, SPACE, algo=rand.suggest, max_evals=3, trials=trials,
              show_progressbar=False)
