@@ -57,18 +57,21 @@ def time_run(label, problem, n, seed):
         stamps.append(time.perf_counter())
 
     gc.collect()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     if lib == "optuna":
         losses = P.run_optuna(algo, problem, n, seed, on_eval=on_eval)
     else:
         losses = P.run_fmin(P.load_hyperopt_style(lib), algo, problem, n, seed, on_eval=on_eval)
     total = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     if len(losses) != n:
         raise RuntimeError("%s ran %d trials, expected %d" % (label, len(losses), n))
     tail = max(1, min(100, n // 2))
     marginal = (stamps[-1] - stamps[-1 - tail]) / tail
     return {"algo": label, "trials": n, "seed": seed, "seconds": total,
-            "ms_per_trial": 1e3 * total / n, "marginal_ms": 1e3 * marginal, "tail": tail,
+            "ms_per_trial": 1e3 * total / n, "cpu_ms_per_trial": 1e3 * cpu / n,
+            "marginal_ms": 1e3 * marginal, "tail": tail,
             "best": min(losses)}
 
 
@@ -119,8 +122,9 @@ def main(argv=None):
                     continue
                 r = time_run(lab, problem, n, seed=rep)
                 results.append(r)
-                print("#   N=%d rep %d %-17s %8.2f ms/trial  marginal %8.2f ms"
-                      % (n, rep, lab, r["ms_per_trial"], r["marginal_ms"]),
+                print("#   N=%d rep %d %-17s %8.2f ms/trial (cpu %8.2f)  marginal %8.2f ms"
+                      % (n, rep, lab, r["ms_per_trial"], r["cpu_ms_per_trial"],
+                         r["marginal_ms"]),
                       file=sys.stderr, flush=True)
 
     med = {}
@@ -129,22 +133,27 @@ def main(argv=None):
             rs = [r for r in results if r["algo"] == lab and r["trials"] == n]
             if rs:
                 med[(lab, n)] = (statistics.median(r["ms_per_trial"] for r in rs),
-                                 statistics.median(r["marginal_ms"] for r in rs), len(rs))
+                                 statistics.median(r["marginal_ms"] for r in rs), len(rs),
+                                 statistics.median(r["cpu_ms_per_trial"] for r in rs))
 
     print()
     print("Per-trial cost of the optimizer loop, ms (median of %d run(s); trivial objective, "
           "%d parameters)" % (args.repeats, problem.n_params))
     print()
+    print("(ms/trial = wall time / N; cpu = process CPU time / N, less sensitive to other load; "
+          "marginal = wall ms per trial over the last %s trials)"
+          % "/".join(str(max(1, min(100, n // 2))) for n in sizes))
+    print()
     head = ["algorithm"]
     for n in sizes:
-        head += ["ms/trial @%d" % n, "marginal @%d" % n]
+        head += ["ms/trial @%d" % n, "cpu @%d" % n, "marginal @%d" % n]
     print("| " + " | ".join(head) + " |")
     print("|---|" + "---:|" * (len(head) - 1))
     for lab in labels:
         cells = [lab]
         for n in sizes:
             m = med.get((lab, n))
-            cells += ["-", "-"] if m is None else ["%.2f" % m[0], "%.2f" % m[1]]
+            cells += ["-"] * 3 if m is None else ["%.2f" % m[0], "%.2f" % m[3], "%.2f" % m[1]]
         print("| " + " | ".join(cells) + " |")
 
     base = args.baseline_lib
@@ -157,7 +166,7 @@ def main(argv=None):
         print()
         head = ["ratio"]
         for n in sizes:
-            head += ["per trial @%d" % n, "marginal @%d" % n]
+            head += ["per trial @%d" % n, "cpu @%d" % n, "marginal @%d" % n]
         print("| " + " | ".join(head) + " |")
         print("|---|" + "---:|" * (len(head) - 1))
         for a, b in pairs:
@@ -165,9 +174,10 @@ def main(argv=None):
             for n in sizes:
                 ma, mb = med.get((a, n)), med.get((b, n))
                 if ma is None or mb is None:
-                    cells += ["-", "-"]
+                    cells += ["-"] * 3
                 else:
-                    cells += [fmt_ratio(ma[0] / mb[0]), fmt_ratio(ma[1] / mb[1])]
+                    cells += [fmt_ratio(ma[0] / mb[0]), fmt_ratio(ma[3] / max(mb[3], 1e-6)),
+                              fmt_ratio(ma[1] / mb[1])]
             print("| " + " | ".join(cells) + " |")
     print()
     print("# wall time %.0f s" % (time.perf_counter() - t_start))
@@ -176,7 +186,7 @@ def main(argv=None):
             json.dump({"environment": env, "args": vars(args), "skipped": skipped,
                        "results": results,
                        "median": [{"algo": a, "trials": n, "ms_per_trial": v[0],
-                                   "marginal_ms": v[1], "runs": v[2]}
+                                   "marginal_ms": v[1], "runs": v[2], "cpu_ms_per_trial": v[3]}
                                   for (a, n), v in sorted(med.items())]}, f, indent=1)
         print("# wrote %s" % args.json)
 

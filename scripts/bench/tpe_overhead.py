@@ -56,14 +56,16 @@ def bench_hyperopt_style(label, problem, n_hist, n_sugg, seed):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    sugg, steps = [], []
+    sugg, steps, cpu = [], [], []
     gc.collect()
     for _ in range(n_sugg):
         s0 = time.perf_counter()
         ids = trials.new_trial_ids(1)
+        c0 = time.process_time()
         a0 = time.perf_counter()
         docs = list(algo_fn(ids, domain, trials, int(rng.integers(2 ** 31 - 1))))
         a1 = time.perf_counter()
+        cpu.append(time.process_time() - c0)
         d = docs[0]
         d["result"] = {"loss": problem.fn(lib.space_eval(space, P.doc_vals(d))),
                        "status": lib.STATUS_OK}
@@ -73,7 +75,7 @@ def bench_hyperopt_style(label, problem, n_hist, n_sugg, seed):
         s1 = time.perf_counter()
         sugg.append(a1 - a0)
         steps.append(s1 - s0)
-    return sugg, steps, fill
+    return sugg, steps, cpu, fill
 
 
 def bench_optuna(label, problem, n_hist, n_sugg, seed):
@@ -83,18 +85,20 @@ def bench_optuna(label, problem, n_hist, n_sugg, seed):
     fill = time.perf_counter() - t0
     if len(study.trials) != n_hist:
         raise RuntimeError("%s: prefill gave %d trials" % (label, len(study.trials)))
-    sugg, steps = [], []
+    sugg, steps, cpu = [], [], []
     gc.collect()
     for _ in range(n_sugg):
+        c0 = time.process_time()
         s0 = time.perf_counter()
         trial = study.ask()
         params = problem.optuna_params(trial)
         a1 = time.perf_counter()
+        cpu.append(time.process_time() - c0)
         study.tell(trial, problem.fn(params))
         s1 = time.perf_counter()
         sugg.append(a1 - s0)
         steps.append(s1 - s0)
-    return sugg, steps, fill
+    return sugg, steps, cpu, fill
 
 
 def fmt_ratio(r):
@@ -153,34 +157,39 @@ def main(argv=None):
                 continue
             k = n_at.get((lab, n), args.suggestions)
             fn = bench_optuna if P.ALGOS[lab][0] == "optuna" else bench_hyperopt_style
-            sugg, steps, fill = fn(lab, problem, n, k, args.seed)
+            sugg, steps, cpu, fill = fn(lab, problem, n, k, args.seed)
             r = {"algo": lab, "history": n, "suggestions": k,
                  "suggest_ms_median": 1e3 * statistics.median(sugg),
                  "suggest_ms_mean": 1e3 * statistics.fmean(sugg),
                  "step_ms_median": 1e3 * statistics.median(steps),
+                 "suggest_cpu_ms_median": 1e3 * statistics.median(cpu),
                  "prefill_s": fill, "suggest_ms": [1e3 * x for x in sugg],
                  "step_ms": [1e3 * x for x in steps]}
             results.append(r)
-            print("#   N=%d %-17s suggest %8.2f ms  step %8.2f ms  (prefill %.1f s)"
-                  % (n, lab, r["suggest_ms_median"], r["step_ms_median"], fill),
+            print("#   N=%d %-17s suggest %8.2f ms (cpu %8.2f)  step %8.2f ms  (prefill %.1f s)"
+                  % (n, lab, r["suggest_ms_median"], r["suggest_cpu_ms_median"],
+                     r["step_ms_median"], fill),
                   file=sys.stderr, flush=True)
 
     res = {(r["algo"], r["history"]): r for r in results}
     print()
     print("Cost per suggestion with N completed trials in the history, ms (median of the timed "
-          "suggestions; %d parameters)" % problem.n_params)
+          "suggestions; %d parameters). suggest = wall time of the suggestion, cpu = its process "
+          "CPU time (less sensitive to other load), step = suggestion + evaluation + "
+          "recording the result" % problem.n_params)
     print()
     head = ["algorithm"]
     for n in sizes:
-        head += ["suggest @%d" % n, "step @%d" % n]
+        head += ["suggest @%d" % n, "cpu @%d" % n, "step @%d" % n]
     print("| " + " | ".join(head) + " |")
     print("|---|" + "---:|" * (len(head) - 1))
     for lab in labels:
         cells = [lab]
         for n in sizes:
             r = res.get((lab, n))
-            cells += (["skipped", "skipped"] if r is None else
-                      ["%.2f" % r["suggest_ms_median"], "%.2f" % r["step_ms_median"]])
+            cells += (["skipped"] * 3 if r is None else
+                      ["%.2f" % r["suggest_ms_median"], "%.2f" % r["suggest_cpu_ms_median"],
+                       "%.2f" % r["step_ms_median"]])
         print("| " + " | ".join(cells) + " |")
     if args.baseline in labels:
         print()
@@ -188,7 +197,7 @@ def main(argv=None):
         print()
         head = ["algorithm"]
         for n in sizes:
-            head += ["suggest @%d" % n, "step @%d" % n]
+            head += ["suggest @%d" % n, "cpu @%d" % n, "step @%d" % n]
         print("| " + " | ".join(head) + " |")
         print("|---|" + "---:|" * (len(head) - 1))
         for lab in labels:
@@ -198,9 +207,11 @@ def main(argv=None):
             for n in sizes:
                 r, b = res.get((lab, n)), res.get((args.baseline, n))
                 if r is None or b is None:
-                    cells += ["-", "-"]
+                    cells += ["-"] * 3
                 else:
                     cells += [fmt_ratio(r["suggest_ms_median"] / b["suggest_ms_median"]),
+                              fmt_ratio(r["suggest_cpu_ms_median"]
+                                        / max(b["suggest_cpu_ms_median"], 1e-6)),
                               fmt_ratio(r["step_ms_median"] / b["step_ms_median"])]
             print("| " + " | ".join(cells) + " |")
     print()
