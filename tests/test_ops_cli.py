@@ -95,7 +95,7 @@ def cluster(mongo_base_uri, tmp_path_factory):  # noqa: F811
         os.kill(second.pid, signal.SIGTERM)
         assert second.wait(15) == 0
         c.lost, c.stopped = first, second
-        c.live = pool.start(uri, "--exp-key", "ops", env=env)
+        c.live = pool.start(uri, "--exp-key", "ops", "--lease", "5", env=env)  # robust under load
         wait_until(lambda: c.db["jobs.workers"].find_one({"pid": c.live.pid}), 30,
                    "the third worker to register")
         yield c

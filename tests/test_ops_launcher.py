@@ -42,7 +42,7 @@ def launcher_env(uri: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update({
         "HYPERQ_MONGO_URI": uri,
         "HYPERQ_RUN_DIR": str(tmp_path / "run"),
-        "HYPERQ_WORKER_ARGS": "--heartbeat 0.2 --lease 1.5 --poll-interval 0.02",
+        "HYPERQ_WORKER_ARGS": "--heartbeat 0.2 --lease 5 --poll-interval 0.02",
         "HYPERQ_START_CHECK": "0.3",
         "HYPERQ_STOP_TIMEOUT": "20",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])),
