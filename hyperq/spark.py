@@ -35,7 +35,9 @@ from typing import Any, Callable
 import cloudpickle
 
 from hyperq._parallel import DispatchTrials, error_outcome, evaluate_outcome
-from hyperq.base import Domain
+from hyperq.base import (
+    JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, STATUS_FAIL, STATUS_OK, Domain,
+)
 from hyperq.exceptions import HyperqError, InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -211,6 +213,25 @@ class SparkTrials(DispatchTrials):
             kwargs["loss_threshold"] = (self.loss_threshold if threshold is None
                                         else max(threshold, self.loss_threshold))
         return super().fmin(fn, space, algo=algo, max_evals=max_evals, **kwargs)
+
+    # -- hyperopt's SparkTrials counters ------------------------------------------------------
+    def count_successful_trials(self) -> int:
+        """Trials that finished with status 'ok'."""
+        return sum(1 for t in self.trials
+                   if t["state"] == JOB_STATE_DONE and t["result"].get("status") == STATUS_OK)
+
+    def count_failed_trials(self) -> int:
+        """Trials whose objective raised or returned status 'fail'."""
+        return sum(1 for t in self.trials if t["state"] == JOB_STATE_ERROR or (
+            t["state"] == JOB_STATE_DONE and t["result"].get("status") == STATUS_FAIL))
+
+    def count_cancelled_trials(self) -> int:
+        """Trials cancelled because fmin stopped early."""
+        return self.count_by_state_synced(JOB_STATE_CANCEL)
+
+    def count_total_trials(self) -> int:
+        """All trials of this object."""
+        return len(self.trials)
 
     # -- runtime ------------------------------------------------------------------------------
     def _start_runtime(self) -> None:

@@ -116,6 +116,8 @@ def test_exceptions_become_error_trials_and_failing_trials_run_once(sc, tmp_path
     assert "SparkTaskFailed" in crash["misc"]["error"][0]
     assert "the objective is not run again" in crash["misc"]["error"][1]
     assert by_x[0.5]["state"] == JOB_STATE_DONE and len(trials) == 5
+    assert trials.count_failed_trials() == 3 and trials.count_successful_trials() == 2
+    assert trials.count_total_trials() == 5 and trials.count_cancelled_trials() == 0
     # the objective ran once per failing trial, although Spark may attempt a task 3 times
     assert (calls("value_error"), calls("unpicklable"), calls("crash")) == (1, 1, 1)
 
