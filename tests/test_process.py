@@ -291,3 +291,22 @@ def test_workers_exit_by_themselves_when_the_driver_is_killed(tmp_path):
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in pids), "orphaned workers exit on their own"
+
+
+def test_a_trial_saved_while_running_is_evaluated_when_the_run_resumes(tmp_path):
+    path = str(tmp_path / "trials.pkl")
+    trials = ProcessTrials(n_jobs=2)
+    fmin(lambda p: p["x"] ** 2, SPACE, algo=rand.suggest, max_evals=2, trials=trials,
+         show_progressbar=False)
+    interrupted = trials.trials[1]
+    interrupted["state"], interrupted["result"] = hyperq.JOB_STATE_RUNNING, {"status": "running"}
+    with open(path, "wb") as f:  # what trials_save_file holds when the driver dies mid-trial
+        pickle.dump(trials, f)
+    fmin(lambda p: p["x"] ** 2, SPACE, algo=rand.suggest, max_evals=3, trials=None,
+         trials_save_file=path, show_progressbar=False)
+    with open(path, "rb") as f:
+        resumed = pickle.load(f)
+    assert len(resumed) == 3
+    assert all(t["state"] == JOB_STATE_DONE for t in resumed.trials)
+    x = resumed.trials[1]["misc"]["vals"]["x"][0]
+    assert resumed.trials[1]["result"]["loss"] == pytest.approx(x ** 2)
