@@ -29,6 +29,7 @@ import logging
 import math
 import numbers
 import queue
+import time
 import uuid
 from typing import Any, Callable
 
@@ -163,7 +164,7 @@ class SparkTrials(DispatchTrials):
 
     _RUNTIME_ATTRS = DispatchTrials._RUNTIME_ATTRS + (
         "_sc", "_spark_session", "_executor", "_bcast", "_base_rdd", "_outbox", "_groups",
-        "_futures", "_run_id")
+        "_futures", "_run_id", "_cancelled")
 
     def __init__(self, parallelism: int | None = None, timeout: float | None = None,
                  loss_threshold: float | None = None, spark_session: Any = None) -> None:
@@ -190,6 +191,7 @@ class SparkTrials(DispatchTrials):
         self._base_rdd: Any = None
         self._outbox: queue.Queue = queue.Queue()
         self._groups: dict[int, str] = {}
+        self._cancelled: dict[int, str] = {}  # tid -> group, cancelled while fmin runs
         self._futures: dict[int, concurrent.futures.Future] = {}
         self._run_id = uuid.uuid4().hex[:12]
 
@@ -254,6 +256,8 @@ class SparkTrials(DispatchTrials):
     def _run_job(self, tid: int, group: str, task: Callable[..., list[bytes]]) -> None:
         """In a dispatcher thread: run the trial's one-task Spark job and post the outcome."""
         try:
+            if tid in self._cancelled:  # cancelled before this thread got to submit its job
+                return
             self._sc.setJobGroup(group, f"hyperq trial {tid}", interruptOnCancel=True)
             blobs = self._base_rdd.mapPartitions(task).collect()
             outcome = cloudpickle.loads(blobs[0])
@@ -280,16 +284,21 @@ class SparkTrials(DispatchTrials):
         for tid in tids:
             group = self._groups.pop(tid, None)
             if group is not None:
+                self._cancelled[tid] = group
                 self._sc.cancelJobGroup(group)
                 logger.info("cancelled the Spark job of trial %s", tid)
 
     def _stop_runtime(self) -> None:
         futures = [f for f in self._futures.values() if not f.done()]
+        deadline = time.monotonic() + _SHUTDOWN_WAIT
+        while futures and time.monotonic() < deadline:
+            _, pending = concurrent.futures.wait(futures, timeout=0.25)
+            futures = list(pending)
+            for group in self._cancelled.values():  # a job submitted just after its cancel
+                self._sc.cancelJobGroup(group)
         if futures:
-            _, pending = concurrent.futures.wait(futures, timeout=_SHUTDOWN_WAIT)
-            if pending:
-                logger.warning("%d cancelled Spark jobs have not ended after %.0f s",
-                               len(pending), _SHUTDOWN_WAIT)
+            logger.warning("%d cancelled Spark jobs have not ended after %.0f s",
+                           len(futures), _SHUTDOWN_WAIT)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
         if self._bcast is not None and not any(not f.done() for f in futures):
@@ -298,4 +307,4 @@ class SparkTrials(DispatchTrials):
             except Exception as exc:  # the context may be gone already
                 logger.debug("could not destroy the broadcast: %s", exc)
         self._executor = self._bcast = self._base_rdd = None
-        self._groups, self._futures = {}, {}
+        self._groups, self._futures, self._cancelled = {}, {}, {}
