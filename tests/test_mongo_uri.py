@@ -48,3 +48,18 @@ def test_passwords_are_hidden_in_messages():
     assert "s3cret" not in str(info.value)
     assert redact_uri("mongodb://alice:s3cret@h/db") == "mongodb://alice:***@h/db"
     assert "s3cret" not in parse_mongo_uri("mongodb://alice:s3cret@h/db").display
+
+
+def test_worker_options_come_from_the_environment(monkeypatch):
+    from hyperq.mongo.cli import worker_command
+
+    monkeypatch.setenv("HYPERQ_MONGO_URI", "mongodb://db.example.org:27017/hq")
+    monkeypatch.setenv("HYPERQ_EXP_KEY", "exp7")
+    monkeypatch.setenv("HYPERQ_MAX_JOBS", "3")
+    monkeypatch.setenv("HYPERQ_HEARTBEAT", "0.5")
+    ctx = worker_command.make_context("hyperq-worker", [])
+    assert ctx.params["mongo"] == "mongodb://db.example.org:27017/hq"
+    assert ctx.params["exp_key"] == "exp7"
+    assert ctx.params["max_jobs"] == 3 and ctx.params["heartbeat"] == 0.5
+    ctx = worker_command.make_context("hyperq-worker", ["--exp-key", "other"])
+    assert ctx.params["exp_key"] == "other"  # the command line wins

@@ -13,21 +13,27 @@ __all__ = ["worker_command", "main"]
 
 
 @click.command("worker")
-@click.option("--mongo", "mongo", required=True, envvar="HYPERQ_MONGO",
+@click.option("--mongo", "mongo", required=True, envvar=["HYPERQ_MONGO_URI", "HYPERQ_MONGO"],
               help="Job store: mongodb://[user:pass@]host[:port]/db[?opts], mongodb+srv://..., "
-                   "mongo://host:port/db/collection or host:port/db. [env HYPERQ_MONGO]")
-@click.option("--exp-key", default=None,
-              help="Serve only this experiment (default: every experiment in the collection).")
-@click.option("--max-jobs", type=int, default=None, help="Exit after this many trials.")
-@click.option("--idle-timeout", type=float, default=None,
+                   "mongo://host:port/db/collection or host:port/db. "
+                   "[env HYPERQ_MONGO_URI or HYPERQ_MONGO]")
+@click.option("--exp-key", default=None, envvar="HYPERQ_EXP_KEY",
+              help="Serve only this experiment (default: every experiment in the collection). "
+                   "[env HYPERQ_EXP_KEY]")
+@click.option("--max-jobs", type=int, default=None, envvar="HYPERQ_MAX_JOBS",
+              help="Exit after this many trials. [env HYPERQ_MAX_JOBS]")
+@click.option("--idle-timeout", type=float, default=None, envvar="HYPERQ_IDLE_TIMEOUT",
               help="Exit after this many seconds without work (default: run until stopped).")
 @click.option("--workdir", default=None, type=click.Path(file_okay=False),
+              envvar="HYPERQ_WORKDIR",
               help="Directory to run objectives in (created if needed).")
 @click.option("--poll-interval", type=float, default=0.02, show_default=True,
+              envvar="HYPERQ_POLL_INTERVAL",
               help="Longest sleep between checks for work when idle (seconds).")
 @click.option("--heartbeat", type=float, default=2.0, show_default=True,
+              envvar="HYPERQ_HEARTBEAT",
               help="Seconds between lease heartbeats while a trial runs.")
-@click.option("--lease", type=float, default=None,
+@click.option("--lease", type=float, default=None, envvar="HYPERQ_LEASE",
               help="Seconds without heartbeat after which a trial is re-queued "
                    "(default: 10 heartbeats).")
 @click.option("--secret", default=None, envvar=SECRET_ENV,

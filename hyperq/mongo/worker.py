@@ -263,7 +263,9 @@ class Worker:
         now = time.monotonic()
         if now - self._last_registry >= self.config.lease_s / 3:
             self._last_registry = now
-            self.store.worker_heartbeat(self.worker_id, {"state": "idle", "current": None})
+            self.store.worker_heartbeat(self.worker_id, {"state": "idle", "current": None,
+                                                         "n_done": self.n_done,
+                                                         "n_error": self.n_error})
         if now - self._last_requeue >= max(self.config.lease_s, 1.0):
             self._last_requeue = now
             self.store.requeue_expired(self.config.exp_key)
