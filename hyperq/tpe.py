@@ -36,6 +36,7 @@ MAX_ABOVE = 400        # g(x) uses at most this many (most recent) bad trials: O
 CAT_MIN_TRIALS = 10    # every option of a categorical gets this many trials (if under-sampled)
 LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
 LOCAL_SCALE = 0.25     # ... with its kernel widths times this
+PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
 _EPS = 1e-12
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -317,16 +318,22 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     recent = np.arange(max(0, n - MAX_ABOVE - k), n)
     above = np.setdiff1d(recent, below, assume_unique=True)[-MAX_ABOVE:]
     l_obs, g_obs = _gather(dims, rows, cols, below), _gather(dims, rows, cols, above)
-    # Running and queued trials (constant liar) and failed ones count as bad observations, so
-    # suggestions spread out across workers and steer away from where the objective fails.
+    # Failed trials count as bad observations, so the search steers away from where the
+    # objective fails. Running and queued trials do too, with a small weight (a soft constant
+    # liar): enough that workers are never handed the same point, not so much that the region
+    # around the best trial is abandoned while eight of its neighbours are being evaluated.
+    g_w = None
     if pending or hist.failed:
-        g_obs = np.concatenate([g_obs, _pending_obs(pending + hist.failed, dims)])
+        failed, busy = _pending_obs(hist.failed, dims), _pending_obs(pending, dims)
+        g_w = np.concatenate([np.ones(len(g_obs) + len(failed)),
+                              np.full(len(busy), PENDING_WEIGHT)])
+        g_obs = np.concatenate([g_obs, failed, busy])
     sp = _space_for(dims, space_cache)
     l_w = None
     if RANK_WEIGHT > 0 and len(below) > 1:
         l_w = 1.0 + RANK_WEIGHT * np.linspace(1.0, 0.0, len(below))
     l_est = _Parzen(sp, l_obs, prior_weight, l_w)
-    g_est = _Parzen(sp, g_obs, prior_weight)
+    g_est = _Parzen(sp, g_obs, prior_weight, g_w)
     cand = l_est.sample(rng, n_candidates)
     n_local = int(round(LOCAL_FRACTION * n_candidates))
     if n_local and len(below) and sp.num:
