@@ -32,7 +32,7 @@ _default_gamma = None
 _default_linear_forgetting = 25
 
 # Internal settings, chosen with scripts/bench/tpe_quality.py (see docs/tpe.md).
-MAX_ABOVE = 400        # g(x) uses at most this many (most recent) bad trials: O(1) per trial
+MAX_ABOVE = 200        # g(x) uses at most this many (most recent) bad trials: O(1) per trial
 CAT_MIN_TRIALS = 10    # every option of a categorical gets this many trials (if under-sampled)
 LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
 LOCAL_SCALE = 0.25     # ... with its kernel widths times this
@@ -204,12 +204,17 @@ class _Parzen:
         self.sigmas = np.concatenate([sig, sp.widths[None, :]], axis=0)
         self.inv_sigmas = 1.0 / self.sigmas
         with np.errstate(divide="ignore", invalid="ignore"):
-            mass = ndtr((sp.highs - self.mus) * self.inv_sigmas) \
-                - ndtr((sp.lows - self.mus) * self.inv_sigmas)
-        self.a = ndtr((sp.lows - self.mus) * self.inv_sigmas)
-        self.b = self.a + mass
+            self.a = ndtr((sp.lows - self.mus) * self.inv_sigmas)   # CDF at the bounds
+            self.b = ndtr((sp.highs - self.mus) * self.inv_sigmas)
+        mass = self.b - self.a
         self.const = (-np.log(self.sigmas) - _LOG_SQRT_2PI
                       - np.log(np.maximum(mass, _EPS))).sum(axis=1) + np.log(self.p_w)
+        # sum_d ((x - mu) / sigma)^2 expanded into matrix products (x centered per dimension
+        # so the terms stay small): |x|^2_P - 2 x.P mu + |mu|^2_P.
+        mu_c = self.mus - sp.centers
+        self.prec = self.inv_sigmas ** 2
+        self.mu_prec = mu_c * self.prec
+        self.mu_norm = (mu_c * self.mu_prec).sum(axis=1)
         self.cat_logp = []
         for j in sp.cat:
             probs = sp.dims[j].probs
@@ -262,8 +267,9 @@ class _Parzen:
         """Log density of internal points ``x`` (m x d)."""
         total = np.broadcast_to(self.const, (x.shape[0], self.n + 1)).copy()
         if self.sp.num:
-            z = (x[:, None, self.sp.num] - self.mus[None, :, :]) * self.inv_sigmas[None, :, :]
-            total -= 0.5 * np.einsum("mnd,mnd->mn", z, z)
+            xc = x[:, self.sp.num] - self.sp.centers
+            quad = (xc * xc) @ self.prec.T - 2.0 * (xc @ self.mu_prec.T) + self.mu_norm
+            total -= 0.5 * np.maximum(quad, 0.0)
         for t, j in enumerate(self.sp.cat):
             total += self.cat_logp[t][:, x[:, j].astype(int)].T
         peak = total.max(axis=1, keepdims=True)
