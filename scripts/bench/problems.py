@@ -599,18 +599,33 @@ def environment() -> dict:
         "cpus": os.cpu_count(),
         "hyperq_module": HYPERQ_MODULE,
     }
+    from importlib import metadata
+
     for name in ("numpy", "scipy", "hyperopt", "optuna", HYPERQ_MODULE):
         try:
             m = importlib.import_module(name)
             info[name] = getattr(m, "__version__", "?")
-        except Exception:  # noqa: BLE001
-            info[name] = None
+        except Exception as exc:  # noqa: BLE001
+            try:
+                info[name] = metadata.version(name) + " (import failed: %s)" % exc
+            except Exception:  # noqa: BLE001
+                info[name] = None
+    # The hyperq revision measured: $HYPERQ_BENCH_REV (when running a snapshot of hyperq put on
+    # PYTHONPATH), else the git HEAD of the checkout the imported hyperq comes from.
     try:
-        import subprocess
-        info["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=os.path.dirname(
-            os.path.abspath(__file__)), capture_output=True, text=True).stdout.strip()
+        hq = importlib.import_module(HYPERQ_MODULE)
+        info["hyperq_path"] = os.path.dirname(os.path.abspath(hq.__file__))
     except Exception:  # noqa: BLE001
-        pass
+        info["hyperq_path"] = None
+    info["git"] = os.environ.get("HYPERQ_BENCH_REV")
+    if not info["git"] and info["hyperq_path"]:
+        try:
+            import subprocess
+            info["git"] = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=info["hyperq_path"],
+                capture_output=True, text=True).stdout.strip() or None
+        except Exception:  # noqa: BLE001
+            pass
     try:
         info["loadavg"] = os.getloadavg()
     except OSError:
