@@ -179,6 +179,7 @@ class MongoTrials(Trials):
     # -- hooks used by fmin -------------------------------------------------------------------
     def prepare_fmin(self, domain: Any) -> None:
         """Publish the domain (content-addressed, signed if a secret is set) for workers."""
+        super().prepare_fmin(domain)  # remembers the space for to_dataframe / report
         self._domain_key = publish_domain(self._store, domain, self._secret, self._exp_key)
         log.debug("domain %s published for exp_key=%r", self._domain_key[:12], self._exp_key)
 
