@@ -262,3 +262,14 @@ def test_one_generator_gives_a_reproducible_stream():
 def test_legacy_random_state_is_accepted_and_deterministic():
     a = sample(SPACE, np.random.RandomState(3))
     assert a == sample(SPACE, np.random.RandomState(3))
+
+
+def test_sample_rejects_duplicate_labels_like_fmin():
+    import pytest as _pytest
+
+    from hyperq import hp
+    from hyperq.exceptions import DuplicateLabel
+    from hyperq.pyll.stochastic import sample as _sample
+
+    with _pytest.raises(DuplicateLabel, match="'a'"):
+        _sample({"x": hp.uniform("a", 0, 1), "y": hp.normal("a", 0, 1)}, 0)

@@ -18,4 +18,7 @@ def sample(expr: Any, rng: np.random.Generator | int | None = None) -> Any:
             rng = np.random.default_rng(rng.randint(2**31 - 1))
         else:
             rng = np.random.default_rng(rng)
+    from hyperq.space import SearchSpace
+
+    SearchSpace(expr)  # rejects duplicate labels, as fmin would
     return rec_eval(expr, sampler=lambda p: p.dist.sample(rng))
