@@ -98,6 +98,9 @@ def cluster(mongo_base_uri, tmp_path_factory):  # noqa: F811
         c.live = pool.start(uri, "--exp-key", "ops", "--lease", "5", env=env)  # robust under load
         wait_until(lambda: c.db["jobs.workers"].find_one({"pid": c.live.pid}), 30,
                    "the third worker to register")
+        alive = {"$gte": [{"$add": ["$last_heartbeat", "$lease_ms"]}, "$$NOW"]}
+        wait_until(lambda: not c.db["jobs.workers"].find_one({"pid": first.pid, "$expr": alive}),
+                   30, "the killed worker's lease to run out")
         yield c
     finally:
         pool.stop_all()
