@@ -363,6 +363,20 @@ def select_algos(spec: str, default: list[str]) -> list[str]:
     return out
 
 
+def select_available(spec: str, default: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The algorithms named by ``spec`` whose library imports, and ``{label: why}`` for the
+    others (each reported on stderr)."""
+    labels, skipped = [], {}
+    for lab in select_algos(spec, default):
+        why = available(lab)
+        if why:
+            skipped[lab] = why
+            print("# skipping %s (%s)" % (lab, why), file=sys.stderr)
+        else:
+            labels.append(lab)
+    return labels, skipped
+
+
 def available(label: str) -> str | None:
     """None if the library for ``label`` imports (with what the scripts need), else why not."""
     lib = ALGOS[label][0]

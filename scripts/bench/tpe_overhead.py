@@ -125,15 +125,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     P.quiet_libraries()
-    labels = P.select_algos(args.libs, DEFAULT_ALGOS)
-    skipped = {}
-    for lab in list(labels):
-        why = P.available(lab)
-        if why:
-            skipped[lab] = why
-            labels.remove(lab)
-    for lab, why in skipped.items():
-        print("# skipping %s (%s)" % (lab, why), file=sys.stderr)
+    labels, skipped = P.select_available(args.libs, DEFAULT_ALGOS)
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     skip = {tuple(s.strip().split(":")) for s in args.skip.split(",") if s.strip()}
     n_at = {}

@@ -111,15 +111,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     P.quiet_libraries()
-    labels = P.select_algos(args.libs, DEFAULT_ALGOS)
-    skipped = {}
-    for lab in list(labels):
-        why = P.available(lab)
-        if why:
-            skipped[lab] = why
-            labels.remove(lab)
-    for lab, why in skipped.items():
-        print("# skipping %s (%s)" % (lab, why), file=sys.stderr)
+    labels, skipped = P.select_available(args.libs, DEFAULT_ALGOS)
     if not labels:
         raise SystemExit("nothing to run")
     problems = [p.strip() for p in args.problems.split(",") if p.strip()]
