@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from hyperq._normal import ndtr, ndtri
 
 from hyperq import rand
 from hyperq._history import History, history_for

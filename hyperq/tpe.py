@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from hyperq._normal import ndtr, ndtri
 
 from hyperq import rand
 from hyperq._history import History, history_for

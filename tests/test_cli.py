@@ -25,9 +25,10 @@ def test_console_script_installed():
     assert hyperq.__version__ in out.stdout
 
 
-def test_import_hyperq_does_not_import_optional_backends():
+def test_import_hyperq_does_not_import_optional_backends_or_scipy():
+    # Worker processes import hyperq too: keep it light (scipy loads on first TPE use).
     code = ("import sys, hyperq; "
-            "print(any(m.startswith(('pyspark', 'pymongo', 'matplotlib', 'pandas')) "
+            "print(any(m.startswith(('pyspark', 'pymongo', 'matplotlib', 'pandas', 'scipy')) "
             "for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
