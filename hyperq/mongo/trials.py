@@ -125,8 +125,8 @@ class MongoTrials(Trials):
                 self._unfinished.add(doc["_id"])
         if added:
             self._dynamic_trials = sorted(self._by_id.values(), key=lambda d: d["tid"])
+            self._ids = {d["tid"] for d in self._dynamic_trials}
         self._trials = self._dynamic_trials
-        self._ids = {d["tid"] for d in self._dynamic_trials}
         self._next_tid = self._max_tid + 1
 
     def new_trial_ids(self, n: int) -> list[int]:
