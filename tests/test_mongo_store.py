@@ -55,3 +55,25 @@ def test_experiments_do_not_interfere(mongo_uri):
     assert got["exp_key"] == "B" and got["tid"] == 0
     assert store.cancel_new("A") == 2
     assert store.jobs.count_documents({"exp_key": "B", "state": JOB_STATE_NEW}) == 1
+
+
+def test_mongotrials_sees_a_finished_trial_that_an_operator_requeued(mongo_uri):
+    from hyperq.mongo.trials import MongoTrials
+
+    store = connect_store(mongo_uri)
+    store.ensure_indexes()
+    misc = {"tid": 0, "cmd": None, "idxs": {}, "vals": {}}
+    store.insert([{"tid": 0, "state": JOB_STATE_ERROR, "exp_key": "R", "misc": misc,
+                   "result": {"status": "fail"}, "spec": None, "owner": None, "version": 0,
+                   "book_time": None, "refresh_time": None}])
+    trials = MongoTrials(mongo_uri, exp_key="R")
+    assert [t["state"] for t in trials.trials] == [JOB_STATE_ERROR]
+    # `hyperq requeue R` while the driver runs: the trial is queued again and re-run.
+    store.jobs.update_one({"exp_key": "R", "tid": 0}, {"$set": {"state": JOB_STATE_NEW}})
+    trials.refresh()
+    assert [t["state"] for t in trials.trials] == [JOB_STATE_NEW]
+    doc = store.claim("w", "R", lease_s=5)
+    assert store.finish(doc["_id"], doc["lease_token"], JOB_STATE_DONE,
+                        {"status": "ok", "loss": 0.5})
+    trials.refresh()
+    assert trials.losses() == [0.5] and trials.best_trial["tid"] == 0

@@ -14,7 +14,7 @@ import time
 from collections.abc import MutableMapping
 from typing import Any, Iterable, Mapping
 
-from hyperq.base import JOB_STATE_CANCEL, JOB_STATE_NEW, Trials
+from hyperq.base import JOB_STATE_CANCEL, JOB_STATE_NEW, JOB_STATE_RUNNING, Trials
 
 from .attachments import GridFSAttachments
 from .domain import publish_domain
@@ -97,7 +97,9 @@ class MongoTrials(Trials):
     def refresh(self) -> None:
         """Reload the trials of this experiment that may have changed since the last refresh.
 
-        Finished trials never change, so a refresh reads only unfinished trials and new ones.
+        A refresh reads only the trials this object saw unfinished, new ones, and any that are
+        queued or running now (an operator may have re-queued a finished one with
+        ``hyperq requeue``); all three are served by indexes.
         """
         store = self._store
         if not self._by_id:
@@ -105,7 +107,8 @@ class MongoTrials(Trials):
         else:
             flt = {
                 "exp_key": self._exp_key,
-                "$or": [{"_id": {"$in": list(self._unfinished)}}, {"tid": {"$gt": self._max_tid}}],
+                "$or": [{"_id": {"$in": list(self._unfinished)}}, {"tid": {"$gt": self._max_tid}},
+                        {"state": {"$in": [JOB_STATE_NEW, JOB_STATE_RUNNING]}}],
             }
         docs = store.retry(lambda: list(store.jobs.find(flt).sort("tid", 1)), "read trials")
         added = False
