@@ -77,3 +77,27 @@ def test_mongotrials_sees_a_finished_trial_that_an_operator_requeued(mongo_uri):
                         {"status": "ok", "loss": 0.5})
     trials.refresh()
     assert trials.losses() == [0.5] and trials.best_trial["tid"] == 0
+
+
+def test_a_worker_that_lost_its_lease_cannot_overwrite_attachments(mongo_uri):
+    from hyperq.mongo.trials import MongoTrials
+    from hyperq.mongo.worker import LeaseLost, _FencedCtrl
+
+    store = connect_store(mongo_uri)
+    store.ensure_indexes()
+    misc = {"tid": 0, "cmd": None, "idxs": {}, "vals": {}}
+    store.insert([{"tid": 0, "state": JOB_STATE_NEW, "exp_key": "F", "misc": misc,
+                   "result": {"status": "new"}, "spec": None, "owner": None, "version": 0,
+                   "book_time": None, "refresh_time": None}])
+    trials = MongoTrials(mongo_uri, exp_key="F")
+    stale = store.claim("w1", "F", lease_s=0.3)
+    _FencedCtrl(trials, stale, store).attachments["model"] = b"first attempt"
+    time.sleep(0.6)
+    assert store.requeue_expired("F") == (1, 0)
+    rerun = store.claim("w2", "F", lease_s=5)
+    _FencedCtrl(trials, rerun, store).attachments["model"] = b"re-run"
+    with pytest.raises(LeaseLost, match="lost the trial's lease"):
+        _FencedCtrl(trials, stale, store).attachments["model"] = b"stale write"
+    with pytest.raises(LeaseLost):
+        del _FencedCtrl(trials, stale, store).attachments["model"]
+    assert trials.trial_attachments(rerun)["model"] == b"re-run"

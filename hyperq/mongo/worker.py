@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from .store import (
     ANY_EXP,
     JOB_STATE_DONE,
     JOB_STATE_ERROR,
+    JOB_STATE_RUNNING,
     JobStore,
     StoreUnavailable,
     is_connection_error,
@@ -370,6 +372,45 @@ class Worker:
         return state, result, misc
 
 
+class LeaseLost(RuntimeError):
+    """This worker no longer holds the trial's lease: the trial was re-queued to another."""
+
+
+class _FencedAttachments(MutableMapping):
+    """Attachments of the running trial that are written only while this worker holds its
+    lease, so a worker that lost it cannot overwrite what the re-run writes."""
+
+    def __init__(self, inner: MutableMapping, store: JobStore, doc: dict[str, Any]) -> None:
+        self._inner, self._store, self._doc = inner, store, doc
+
+    def _check_lease(self, name: str) -> None:
+        held = self._store.jobs.find_one(
+            {"_id": self._doc["_id"], "state": JOB_STATE_RUNNING,
+             "lease_token": self._doc["lease_token"]}, {"_id": 1})
+        if held is None:
+            raise LeaseLost(
+                f"attachment {name!r} of trial {self._doc['tid']} not written: this worker lost "
+                "the trial's lease (it was re-queued after missed heartbeats)"
+            )
+
+    def __getitem__(self, name: str) -> Any:
+        return self._inner[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._check_lease(name)
+        self._inner[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        self._check_lease(name)
+        del self._inner[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._inner)
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+
 class _FencedCtrl:
     """The ``ctrl`` an objective gets on a worker: attachments in GridFS, fenced checkpoints."""
 
@@ -380,8 +421,9 @@ class _FencedCtrl:
 
     @property
     def attachments(self) -> Any:
-        """The current trial's attachments (GridFS)."""
-        return self.trials.trial_attachments(self.current_trial)
+        """The current trial's attachments (GridFS); writes need the lease (fencing)."""
+        return _FencedAttachments(self.trials.trial_attachments(self.current_trial),
+                                  self._store, self.current_trial)
 
     def checkpoint(self, result: dict[str, Any] | None = None) -> None:
         """Store a partial result on the trial while it runs (only while holding the lease)."""
