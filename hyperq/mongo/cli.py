@@ -27,7 +27,7 @@ __all__ = ["worker_command", "main"]
 @click.option("--workdir", default=None, type=click.Path(file_okay=False),
               envvar="HYPERQ_WORKDIR",
               help="Directory to run objectives in (created if needed).")
-@click.option("--poll-interval", type=float, default=0.02, show_default=True,
+@click.option("--poll-interval", type=float, default=0.005, show_default=True,
               envvar="HYPERQ_POLL_INTERVAL",
               help="Longest sleep between checks for work when idle (seconds).")
 @click.option("--heartbeat", type=float, default=2.0, show_default=True,

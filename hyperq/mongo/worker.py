@@ -6,7 +6,8 @@
   lease is lost (the worker was partitioned for too long and the trial re-queued), the result is
   discarded by the store's fencing instead of overwriting the re-run's.
 - Idle workers poll adaptively: a millisecond after finishing a trial, doubling up to
-  ``poll_interval`` while nothing is queued. They also re-queue trials of dead workers.
+  ``poll_interval`` (5 ms) while nothing is queued, and up to 0.25 s once they have had no work
+  for 30 s. They also re-queue trials of dead workers.
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ EXIT_UNAVAILABLE = 2
 EXIT_REFUSED = 3
 
 _MIN_POLL = 0.001
+FAST_POLL_WINDOW_S = 30.0  # after this long without work, idle workers poll ...
+SLOW_POLL_S = 0.25         # ... at most this often
 
 
 class WorkerInterrupted(BaseException):
@@ -60,7 +63,7 @@ class WorkerConfig:
     max_jobs: int | None = None
     idle_timeout: float | None = None
     workdir: str | None = None
-    poll_interval: float = 0.02
+    poll_interval: float = 0.005
     heartbeat: float = 2.0
     lease: float | None = None
     secret: bytes | None = None
@@ -251,7 +254,10 @@ class Worker:
                     log.info("idle for %.1f s: exiting (--idle-timeout)", cfg.idle_timeout)
                     break
                 time.sleep(interval)
-                interval = min(interval * 2, cfg.poll_interval)
+                cap = cfg.poll_interval
+                if time.monotonic() - idle_since > FAST_POLL_WINDOW_S:
+                    cap = max(cap, SLOW_POLL_S)  # long idle: spare the server
+                interval = min(interval * 2, cap)
                 continue
             status = self._run_trial(doc)
             if status is not None:

@@ -53,8 +53,9 @@ def queue_trials(trials, domain, n, state=0):
 def start_workers(uri, exp_key, n, poll_interval):
     from mongo_server import worker_cmd, worker_env
 
-    cmd = worker_cmd() + ["--mongo", uri, "--exp-key", exp_key, "--log-level", "WARNING",
-                          "--poll-interval", str(poll_interval)]
+    cmd = worker_cmd() + ["--mongo", uri, "--exp-key", exp_key, "--log-level", "WARNING"]
+    if poll_interval is not None:
+        cmd += ["--poll-interval", str(poll_interval)]
     return [subprocess.Popen(cmd, env=worker_env()) for _ in range(n)]
 
 
@@ -146,7 +147,8 @@ def main(argv=None):
     parser.add_argument("--trials", type=int, default=150, help="trials per throughput run")
     parser.add_argument("--samples", type=int, default=60, help="latency samples")
     parser.add_argument("--latency-workers", default="1,4")
-    parser.add_argument("--poll-interval", type=float, default=0.02)
+    parser.add_argument("--poll-interval", type=float, default=None,
+                        help="passed to the workers (default: the worker's own default)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
