@@ -139,14 +139,13 @@ def main(argv=None):
     head = ["algorithm"]
     for n in sizes:
         head += ["ms/trial @%d" % n, "cpu @%d" % n, "marginal @%d" % n]
-    print("| " + " | ".join(head) + " |")
-    print("|---|" + "---:|" * (len(head) - 1))
+    P.table_header(head)
     for lab in labels:
         cells = [lab]
         for n in sizes:
             m = med.get((lab, n))
             cells += ["-"] * 3 if m is None else ["%.2f" % m[0], "%.2f" % m[3], "%.2f" % m[1]]
-        print("| " + " | ".join(cells) + " |")
+        P.table_row(cells)
 
     base = args.baseline_lib
     pairs = [(a.replace("hyperq", base) if a.startswith("hyperq") else a,
@@ -159,8 +158,7 @@ def main(argv=None):
         head = ["ratio"]
         for n in sizes:
             head += ["per trial @%d" % n, "cpu @%d" % n, "marginal @%d" % n]
-        print("| " + " | ".join(head) + " |")
-        print("|---|" + "---:|" * (len(head) - 1))
+        P.table_header(head)
         for a, b in pairs:
             cells = ["%s / %s" % (a, b)]
             for n in sizes:
@@ -170,7 +168,7 @@ def main(argv=None):
                 else:
                     cells += [fmt_ratio(ma[0] / mb[0]), fmt_ratio(ma[3] / max(mb[3], 1e-6)),
                               fmt_ratio(ma[1] / mb[1])]
-            print("| " + " | ".join(cells) + " |")
+            P.table_row(cells)
     print()
     print("# wall time %.0f s" % (time.perf_counter() - t_start))
     if args.json:

@@ -363,6 +363,17 @@ def select_algos(spec: str, default: list[str]) -> list[str]:
     return out
 
 
+def table_header(head: list[str]) -> None:
+    """Print a markdown table header: the first column left-aligned, the others right."""
+    print("| " + " | ".join(head) + " |")
+    print("|---|" + "---:|" * (len(head) - 1))
+
+
+def table_row(cells: list[str]) -> None:
+    """Print one markdown table row."""
+    print("| " + " | ".join(cells) + " |")
+
+
 def select_available(spec: str, default: list[str]) -> tuple[list[str], dict[str, str]]:
     """The algorithms named by ``spec`` whose library imports, and ``{label: why}`` for the
     others (each reported on stderr)."""

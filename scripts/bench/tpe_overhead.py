@@ -173,8 +173,7 @@ def main(argv=None):
     head = ["algorithm"]
     for n in sizes:
         head += ["suggest @%d" % n, "cpu @%d" % n, "step @%d" % n]
-    print("| " + " | ".join(head) + " |")
-    print("|---|" + "---:|" * (len(head) - 1))
+    P.table_header(head)
     for lab in labels:
         cells = [lab]
         for n in sizes:
@@ -182,7 +181,7 @@ def main(argv=None):
             cells += (["skipped"] * 3 if r is None else
                       ["%.2f" % r["suggest_ms_median"], "%.2f" % r["suggest_cpu_ms_median"],
                        "%.2f" % r["step_ms_median"]])
-        print("| " + " | ".join(cells) + " |")
+        P.table_row(cells)
     if args.baseline in labels:
         print()
         print("Ratios to %s (> 1: %s is cheaper)" % (args.baseline, args.baseline))
@@ -190,8 +189,7 @@ def main(argv=None):
         head = ["algorithm"]
         for n in sizes:
             head += ["suggest @%d" % n, "cpu @%d" % n, "step @%d" % n]
-        print("| " + " | ".join(head) + " |")
-        print("|---|" + "---:|" * (len(head) - 1))
+        P.table_header(head)
         for lab in labels:
             if lab == args.baseline:
                 continue
@@ -205,7 +203,7 @@ def main(argv=None):
                               fmt_ratio(r["suggest_cpu_ms_median"]
                                         / max(b["suggest_cpu_ms_median"], 1e-6)),
                               fmt_ratio(r["step_ms_median"] / b["step_ms_median"])]
-            print("| " + " | ".join(cells) + " |")
+            P.table_row(cells)
     print()
     print("# wall time %.0f s" % (time.perf_counter() - t_start))
     if args.json:
