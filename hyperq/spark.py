@@ -19,7 +19,9 @@ If a task is retried anyway (its executor or Python worker died), the retry does
 objective again: the trial becomes an ERROR trial that says what happened.
 
 pyspark is an optional dependency: ``pip install 'hyperq[spark]'``. hyperq must be installed on
-the executors too (as hyperopt must be for hyperopt's SparkTrials).
+the executors too (as hyperopt must be for hyperopt's SparkTrials). In local mode the tasks run
+with the driver's own interpreter (``sys.executable``), so a venv's packages are what they load;
+``SparkTrials(python=...)``, ``$PYSPARK_PYTHON`` or ``spark.pyspark.python`` choose another.
 """
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ import functools
 import logging
 import math
 import numbers
+import platform
 import queue
+import sys
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -108,11 +113,56 @@ def _resolve_parallelism(parallelism: int | None, slots: int) -> int:
     return n
 
 
+def _executor_python(sc: Any, python: str | None) -> tuple[str, str]:
+    """The interpreter the trials' Python tasks run with, and why that one.
+
+    pyspark itself starts ``$PYSPARK_PYTHON`` or else ``python3`` from the executors' PATH, which
+    on a driver running in a venv is usually another Python with other packages. In local mode
+    the executors are this machine, so the driver's own interpreter is the right default.
+    """
+    if python is not None:
+        return python, "SparkTrials(python=...)"
+    import os
+
+    if os.environ.get("PYSPARK_PYTHON"):
+        return os.environ["PYSPARK_PYTHON"], "$PYSPARK_PYTHON"
+    conf = sc.getConf()
+    for key in ("spark.pyspark.python", "spark.pyspark.driver.python"):
+        if conf.get(key, None):
+            return conf.get(key), key
+    if str(sc.master).startswith("local"):
+        return sys.executable, "the driver's interpreter (local mode)"
+    return sc.pythonExec, "Spark's default (python3 on the executors' PATH)"
+
+
+def _driver_runtime() -> dict[str, str]:
+    """What pickled the domain: compared with the executor's when loading it fails."""
+    return {"python": sys.executable, "version": platform.python_version(),
+            "cloudpickle": getattr(cloudpickle, "__version__", "?")}
+
+
+def _load_failure(exc: BaseException, driver: dict[str, str]) -> str:
+    """An error message naming both interpreters and what differs between them."""
+    here = _driver_runtime()
+    differs = [f"{label} {here[key]} here, {driver[key]} on the driver"
+               for key, label in (("version", "Python"), ("cloudpickle", "cloudpickle"))
+               if here[key] != driver[key]]
+    mismatch = "; versions differ: " + ", ".join(differs) if differs else ""
+    return (f"the Spark executor could not load the objective and search space: "
+            f"{type(exc).__name__}: {exc}. The executor runs {here['python']} (Python "
+            f"{here['version']}, cloudpickle {here['cloudpickle']}); the driver pickled them "
+            f"with {driver['python']} (Python {driver['version']}, cloudpickle "
+            f"{driver['cloudpickle']}){mismatch}. Run the executors with the driver's packages: "
+            "SparkTrials(python=...) or $PYSPARK_PYTHON naming a Python where hyperq and the "
+            "objective's modules are installed at the same versions")
+
+
 _LOADED: dict[str, Domain] = {}  # domains loaded by this Python worker, by content hash
+_PYTHON_EXEC_LOCK = threading.Lock()
 
 
 def _spark_task(bcast: Any, key: str, tid: int, vals: dict[str, Any], exp_key: str | None,
-                rows: Any) -> list[bytes]:
+                driver: dict[str, str], rows: Any) -> list[bytes]:
     """The body of a trial's Spark task (runs in the executor's Python worker)."""
     for _ in rows:  # consume the input so that Spark reuses this Python worker
         pass
@@ -129,10 +179,7 @@ def _spark_task(bcast: Any, key: str, tid: int, vals: dict[str, Any], exp_key: s
         try:
             domain = cloudpickle.loads(bcast.value)
         except Exception as exc:
-            return [cloudpickle.dumps(error_outcome(
-                str(type(exc)), f"the Spark executor could not load the objective and search "
-                f"space: {exc}; make sure hyperq and the modules they use are installed on the "
-                "executors"))]
+            return [cloudpickle.dumps(error_outcome(str(type(exc)), _load_failure(exc, driver)))]
         _LOADED.clear()
         _LOADED[key] = domain
     return [evaluate_outcome(domain, tid, vals, exp_key)]
@@ -160,14 +207,19 @@ class SparkTrials(DispatchTrials):
         loss_threshold: fmin stops when a loss is at or below this (as fmin's
             ``loss_threshold``; when both are given the first reached applies).
         spark_session: the SparkSession to use (default: the active one, else a new one).
+        python: the interpreter that runs the trials' Python tasks. Default: ``$PYSPARK_PYTHON``
+            or ``spark.pyspark.python`` when set; else, in local mode, the driver's own
+            interpreter (so a venv's packages are used); else Spark's default. It must have
+            hyperq and the objective's modules at the driver's versions.
     """
 
     _RUNTIME_ATTRS = DispatchTrials._RUNTIME_ATTRS + (
         "_sc", "_spark_session", "_executor", "_bcast", "_base_rdd", "_outbox", "_groups",
-        "_futures", "_run_id", "_cancelled")
+        "_futures", "_run_id", "_cancelled", "_driver_runtime")
 
     def __init__(self, parallelism: int | None = None, timeout: float | None = None,
-                 loss_threshold: float | None = None, spark_session: Any = None) -> None:
+                 loss_threshold: float | None = None, spark_session: Any = None,
+                 python: str | None = None) -> None:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(
                 timeout, numbers.Real) or timeout <= 0):
             raise InvalidArgument(f"timeout must be a positive number of seconds or None, "
@@ -176,8 +228,14 @@ class SparkTrials(DispatchTrials):
                 loss_threshold, numbers.Real) or math.isnan(loss_threshold)):
             raise InvalidArgument(f"loss_threshold must be a number or None, "
                                   f"got {loss_threshold!r}")
+        if python is not None and (not isinstance(python, str) or not python):
+            raise InvalidArgument(f"python must be the path of a Python interpreter, "
+                                  f"got {python!r}")
         self._spark_session = spark_session
         self._sc = _spark_context(spark_session)
+        self.requested_python = python
+        self.python, how = _executor_python(self._sc, python)
+        logger.info("SparkTrials runs trials with %s (%s)", self.python, how)
         self.requested_parallelism = parallelism
         self.parallelism = _resolve_parallelism(parallelism, _task_slots(self._sc))
         self.timeout = timeout
@@ -194,11 +252,14 @@ class SparkTrials(DispatchTrials):
         self._cancelled: dict[int, str] = {}  # tid -> group, cancelled while fmin runs
         self._futures: dict[int, concurrent.futures.Future] = {}
         self._run_id = uuid.uuid4().hex[:12]
+        self._driver_runtime = _driver_runtime()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._sc = None  # acquired again when the loaded trials are used by fmin
         self._spark_session = None
+        self.__dict__.setdefault("requested_python", None)
+        self.__dict__.setdefault("python", None)
 
     @property
     def slots(self) -> int:
@@ -239,6 +300,8 @@ class SparkTrials(DispatchTrials):
     def _start_runtime(self) -> None:
         if self._sc is None:
             self._sc = _spark_context(None)
+            self.python, how = _executor_python(self._sc, self.requested_python)
+            logger.info("SparkTrials runs trials with %s (%s)", self.python, how)
         self._bcast = self._sc.broadcast(self._domain_blob)
         self._base_rdd = self._sc.parallelize([0], 1)
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -250,7 +313,7 @@ class SparkTrials(DispatchTrials):
         group = f"hyperq-{self._run_id}-trial-{tid}"
         self._groups[tid] = group
         task = functools.partial(_spark_task, self._bcast, self._domain_key, tid,
-                                 trial["misc"]["vals"], self._exp_key)
+                                 trial["misc"]["vals"], self._exp_key, self._driver_runtime)
         self._futures[tid] = self._executor.submit(self._run_job, tid, group, task)
 
     def _run_job(self, tid: int, group: str, task: Callable[..., list[bytes]]) -> None:
@@ -259,12 +322,37 @@ class SparkTrials(DispatchTrials):
             if tid in self._cancelled:  # cancelled before this thread got to submit its job
                 return
             self._sc.setJobGroup(group, f"hyperq trial {tid}", interruptOnCancel=True)
-            blobs = self._base_rdd.mapPartitions(task).collect()
+            blobs = self._python_rdd(task).collect()
             outcome = cloudpickle.loads(blobs[0])
         except BaseException as exc:
+            message = _short_spark_error(exc)
+            if "ModuleNotFoundError" in message or "ImportError" in message:
+                message += (f" (the executors run {self.python}, which lacks packages the "
+                            f"driver's {sys.executable} has: install hyperq and the objective's "
+                            "modules there, or choose another interpreter with "
+                            "SparkTrials(python=...) or $PYSPARK_PYTHON)")
             outcome = error_outcome(str(SparkTaskFailed),
-                                    f"the Spark job of this trial failed: {_short_spark_error(exc)}")
+                                    f"the Spark job of this trial failed: {message}")
         self._outbox.put((tid, outcome))
+
+    def _python_rdd(self, task: Callable[..., list[bytes]]) -> Any:
+        """The trial's RDD, its Python function bound to ``self.python``.
+
+        pyspark reads the interpreter from ``SparkContext.pythonExec`` when it wraps the
+        function (the first access of ``_jrdd``); it is swapped only for that moment, under a
+        lock, so other Spark jobs of the application keep their own interpreter.
+        """
+        rdd = self._base_rdd.mapPartitions(task)
+        if self.python is None:
+            return rdd
+        with _PYTHON_EXEC_LOCK:  # also while reading: another trial's thread may have swapped it
+            saved = self._sc.pythonExec
+            self._sc.pythonExec = self.python
+            try:
+                rdd._jrdd  # noqa: B018  (wraps the function with the interpreter set above)
+            finally:
+                self._sc.pythonExec = saved
+        return rdd
 
     def _collect(self, timeout: float) -> list[tuple[int, dict[str, Any]]]:
         done = []

@@ -8,8 +8,8 @@
 #   scripts/cluster-workers.sh HOSTS status       workers on each host
 #
 # HOSTS is a file with one ssh destination ([user@]host) per line; '#' starts a comment.
-# Each host needs hyperq installed (hyperq-worker on its PATH, or HYPERQ_WORKER_BIN) and
-# key-based ssh. The HYPERQ_* variables of this shell (HYPERQ_MONGO_URI, HYPERQ_SECRET,
+# Each host needs hyperq installed (hyperq-worker on its PATH, or HYPERQ_PYTHON naming the
+# Python of the venv it is installed in) and key-based ssh. The HYPERQ_* variables of this shell (HYPERQ_MONGO_URI, HYPERQ_SECRET,
 # HYPERQ_EXP_KEY, HYPERQ_WORKER_ARGS, ...) are sent to the hosts on ssh's standard input, not on
 # a command line, so they do not show in process lists. HYPERQ_SSH overrides the ssh command
 # (default: ssh -o BatchMode=yes). start, stop, scale and status install the launcher first.

@@ -7,7 +7,9 @@
 #   scripts/local-workers.sh status      list this machine's workers (exit 1 if none runs)
 #
 # Workers are configured by environment, as in workers/entrypoint.sh: HYPERQ_MONGO_URI
-# (required), HYPERQ_SECRET, HYPERQ_EXP_KEY, HYPERQ_WORKER_ARGS, ... They run detached from
+# (required), HYPERQ_SECRET, HYPERQ_EXP_KEY, HYPERQ_WORKER_ARGS, ... The worker command is the
+# first of HYPERQ_WORKER_CMD, HYPERQ_PYTHON (-m hyperq worker), hyperq-worker on PATH, and the
+# .venv of this checkout; `start` says which it uses. They run detached from
 # this shell (setsid), with a pid file and a log in HYPERQ_RUN_DIR (default ~/.hyperq/workers).
 # Stopping sends SIGTERM (the running trial goes back to the queue) and, after
 # HYPERQ_STOP_TIMEOUT seconds (default 60), SIGKILL.
@@ -20,7 +22,7 @@ stop_timeout="${HYPERQ_STOP_TIMEOUT:-60}"
 prog="$(basename "$0")"
 
 die() { echo "$prog: error: $*" >&2; exit 2; }
-usage() { sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 2; }
+usage() { sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 2; }
 
 is_count() { [[ "$1" =~ ^[0-9]+$ ]]; }
 
@@ -58,10 +60,12 @@ live_slots() {
 }
 
 start() {
-    local n="$1" slot=1 started=() failed=0 pid
+    local n="$1" slot=1 started=() failed=0 pid worker
     [[ -n "${HYPERQ_MONGO_URI:-${HYPERQ_MONGO:-}}${HYPERQ_MONGO_URI_FILE:-}" ]] \
         || die "set HYPERQ_MONGO_URI to the job store (mongodb://USER:PASS@HOST:27017/DB)"
     [[ -x "$entrypoint" ]] || die "$entrypoint is not executable (set HYPERQ_ENTRYPOINT)"
+    worker="$("$entrypoint" which)" || die "no worker command to start (see above)"
+    echo "worker command: $worker"
     mkdir -p "$run_dir"
     chmod 700 "$run_dir"
     live_slots >/dev/null

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -46,6 +48,8 @@ def launcher_env(uri: str, tmp_path: Path, **extra: str) -> dict[str, str]:
         "HYPERQ_START_CHECK": "0.3",
         "HYPERQ_STOP_TIMEOUT": "20",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])),
+        # the worker runs with the Python that runs the tests, whatever PATH holds
+        "HYPERQ_PYTHON": sys.executable,
     })
     env.update(extra)
     return env
@@ -91,6 +95,8 @@ def test_local_launcher_starts_scales_and_stops_workers(mongo_uri, tmp_path):  #
     try:
         out = sh(LOCAL, "start", "3", env=env)
         assert out.returncode == 0, out.stderr
+        assert f"worker command: {sys.executable} -m hyperq worker (found by HYPERQ_PYTHON)" \
+            in out.stdout
         assert out.stdout.count("started worker") == 3
         started = pids(run_dir)
         assert len(started) == 3
@@ -193,3 +199,73 @@ def test_cluster_launcher_over_ssh(mongo_uri, tmp_path):  # noqa: F811
     assert out.returncode == 0
     assert out.stdout.count("0 worker(s) running") == 2
     assert not any(alive(p) for p in started)
+
+
+# -- which worker command the entrypoint runs -------------------------------------------------
+MINIMAL_PATH = "/usr/bin:/bin"  # what a shell without an activated venv has (no hyperq on it)
+
+
+def checkout_copy(tmp_path: Path, with_venv: bool) -> Path:
+    """A copy of workers/entrypoint.sh in a checkout layout, with a stand-in .venv if asked."""
+    root = tmp_path / "checkout"
+    (root / "workers").mkdir(parents=True)
+    entry = root / "workers" / "entrypoint.sh"
+    shutil.copy(REPO / "workers" / "entrypoint.sh", entry)
+    if with_venv:
+        (root / ".venv" / "bin").mkdir(parents=True)
+        fake = root / ".venv" / "bin" / "hyperq-worker"
+        fake.write_text("#!/bin/sh\necho \"venv worker ran with: $*\"\n")
+        fake.chmod(0o755)
+    return entry
+
+
+def run_entry(entry: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(entry), *args], capture_output=True, text=True, timeout=30,
+                          env={"PATH": MINIMAL_PATH, "HOME": os.environ.get("HOME", "/"), **env})
+
+
+def test_entrypoint_finds_the_checkouts_venv_without_an_activated_venv(tmp_path):
+    entry = checkout_copy(tmp_path, with_venv=True)
+    venv_worker = str((entry.parent.parent / ".venv" / "bin" / "hyperq-worker").resolve())
+    which = run_entry(entry, "which")
+    assert which.returncode == 0, which.stderr
+    assert which.stdout.startswith(venv_worker) and "the venv beside" in which.stdout
+    out = run_entry(entry, "--max-jobs", "1", HYPERQ_MONGO_URI="mongodb://db:27017/x")
+    assert out.returncode == 0, out.stderr
+    assert f"starting {venv_worker}" in out.stderr
+    assert out.stdout.strip() == "venv worker ran with: --max-jobs 1"
+
+
+def test_entrypoint_prefers_an_explicit_python_or_command(tmp_path):
+    entry = checkout_copy(tmp_path, with_venv=True)
+    which = run_entry(entry, "which", HYPERQ_PYTHON=sys.executable)
+    assert which.stdout.strip() == (f"{sys.executable} -m hyperq worker "
+                                    "(found by HYPERQ_PYTHON)")
+    which = run_entry(entry, "which", HYPERQ_PYTHON=sys.executable,
+                      HYPERQ_WORKER_CMD="/opt/tools/run-worker --flag")
+    assert which.stdout.startswith("/opt/tools/run-worker --flag (found by the environment "
+                                   "(HYPERQ_WORKER_CMD))")
+    # the Python form really starts a worker: its --help comes from hyperq's worker command
+    out = run_entry(entry, "--help", HYPERQ_PYTHON=sys.executable,
+                    HYPERQ_MONGO_URI="mongodb://db:27017/x")
+    assert out.returncode == 0, out.stderr
+    assert "--exp-key" in out.stdout
+
+
+def test_entrypoint_says_how_to_fix_a_missing_worker(tmp_path):
+    entry = checkout_copy(tmp_path, with_venv=False)
+    out = run_entry(entry, "which")
+    assert out.returncode == 64
+    assert "cannot find hyperq-worker" in out.stderr and "HYPERQ_PYTHON" in out.stderr
+    out = run_entry(entry, "which", HYPERQ_PYTHON=str(tmp_path / "no-such-python"))
+    assert out.returncode == 64 and "is not an executable Python" in out.stderr
+
+
+def test_local_launcher_without_a_worker_command_fails_before_starting(tmp_path):
+    env = {"PATH": MINIMAL_PATH, "HOME": str(tmp_path), "HYPERQ_MONGO_URI": "mongodb://db/x",
+           "HYPERQ_ENTRYPOINT": str(checkout_copy(tmp_path, with_venv=False)),
+           "HYPERQ_RUN_DIR": str(tmp_path / "run")}
+    out = sh(LOCAL, "start", "2", env=env)
+    assert out.returncode == 2
+    assert "cannot find hyperq-worker" in out.stderr and "no worker command" in out.stderr
+    assert not pids(tmp_path / "run")

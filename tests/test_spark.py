@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import platform
 import subprocess
 import sys
 import threading
@@ -14,14 +15,16 @@ import hyperq
 from hyperq import (
     JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, STATUS_OK, fmin, hp, rand, tpe,
 )
-from hyperq.exceptions import NoTrialsFinished
+from hyperq.exceptions import AllTrialsFailed, InvalidArgument, NoTrialsFinished
 
 SPACE = {"x": hp.uniform("x", -5, 5)}
 
 
 @pytest.fixture(scope="session")
 def sc():
-    """A local SparkContext with 2 slots; tasks may be attempted up to 3 times."""
+    """A local SparkContext with 2 slots; tasks may be attempted up to 3 times.
+
+    No interpreter is configured: SparkTrials must pick the driver's own in local mode."""
     pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'hyperq[spark]'")
     import shutil
 
@@ -35,7 +38,6 @@ def sc():
             .set("spark.ui.showConsoleProgress", "false")
             .set("spark.driver.memory", "512m")
             .set("spark.default.parallelism", "2")
-            .set("spark.pyspark.python", sys.executable)
             .set("spark.driver.extraJavaOptions",
                  "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData"))
     context = SparkContext(conf=conf)
@@ -216,3 +218,91 @@ def test_importing_hyperq_without_pyspark_works_and_sparktrials_says_how_to_inst
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert "pip install 'hyperq[spark]'" in out
+
+
+# -- which interpreter runs the trials ---------------------------------------------------------
+def _wrapper(path, target: str, marker=None) -> str:
+    """An executable that notes it ran (in ``marker``) and then runs ``target``."""
+    note = f'echo ran >> "{marker}"\n' if marker else ""
+    path.write_text(f'#!/bin/sh\n{note}exec "{target}" "$@"\n')
+    path.chmod(0o755)
+    return str(path)
+
+
+def _python_outside_the_venv() -> str:
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the tests do not run in a venv, so there is no Python without its packages")
+    for name in (f"python{sys.version_info[0]}.{sys.version_info[1]}", "python3"):
+        candidate = os.path.join(sys.base_prefix, "bin", name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip(f"no interpreter found under {sys.base_prefix}")
+
+
+@pytest.mark.spark
+def test_local_mode_runs_trials_with_the_drivers_interpreter(sc, tmp_path, monkeypatch):
+    """Spark alone would start ``python3`` from PATH: here a Python without the venv's packages
+    (as on a machine where the README's venv is not activated)."""
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    marker = tmp_path / "other-python-ran"
+    monkeypatch.setattr(sc, "pythonExec",
+                        _wrapper(tmp_path / "python3", _python_outside_the_venv(), marker))
+
+    def objective(p):
+        return {"loss": p["x"] ** 2, "status": STATUS_OK, "python": sys.executable}
+
+    trials = hyperq.SparkTrials(parallelism=2)
+    assert trials.python == sys.executable
+    fmin(objective, SPACE, algo=rand.suggest, max_evals=4, trials=trials, rstate=2,
+         show_progressbar=False)
+    assert [t["state"] for t in trials.trials] == [JOB_STATE_DONE] * 4, trials.trials[0]["misc"]
+    assert {t["result"]["python"] for t in trials.trials} == {sys.executable}
+    assert not marker.exists()
+
+
+@pytest.mark.spark
+def test_a_chosen_interpreter_runs_the_trials(sc, tmp_path):
+    marker = tmp_path / "chosen-python-ran"
+    chosen = _wrapper(tmp_path / "my-python", sys.executable, marker)
+    trials = hyperq.SparkTrials(parallelism=1, python=chosen)
+    assert trials.python == chosen
+    fmin(lambda p: p["x"] ** 2, SPACE, algo=rand.suggest, max_evals=2, trials=trials,
+         rstate=3, show_progressbar=False)
+    assert [t["state"] for t in trials.trials] == [JOB_STATE_DONE] * 2
+    assert marker.exists(), "Spark started its Python worker with the chosen interpreter"
+    with pytest.raises(InvalidArgument, match="python must be the path"):
+        hyperq.SparkTrials(python="")
+
+
+@pytest.mark.spark
+def test_an_executor_without_the_drivers_packages_names_its_interpreter(sc):
+    other = _python_outside_the_venv()
+    trials = hyperq.SparkTrials(parallelism=1, python=other)
+    with pytest.raises(AllTrialsFailed):
+        fmin(lambda p: p["x"], SPACE, algo=rand.suggest, max_evals=1, trials=trials, rstate=4,
+             show_progressbar=False)
+    (trial,) = trials.trials
+    assert trial["state"] == JOB_STATE_ERROR
+    message = trial["misc"]["error"][1]
+    # either that Python lacks a package (hyperq, numpy, ...) or it cannot unpickle the domain
+    assert other in message or os.path.realpath(other) in message, message
+    assert sys.executable in message and "SparkTrials(python=...)" in message
+
+
+def test_a_domain_that_cannot_be_loaded_names_both_interpreters_and_the_mismatch():
+    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'hyperq[spark]'")
+    import cloudpickle
+
+    from hyperq.spark import _spark_task
+
+    class Broadcast:
+        value = b"not a pickle"
+
+    driver = {"python": "/opt/driver/bin/python", "version": "3.99.0", "cloudpickle": "0.1.0"}
+    (blob,) = _spark_task(Broadcast(), "key-for-this-test", 7, {"x": [1.0]}, None, driver, [0])
+    outcome = cloudpickle.loads(blob)
+    message = str(outcome)
+    assert f"The executor runs {sys.executable}" in message
+    assert "/opt/driver/bin/python (Python 3.99.0, cloudpickle 0.1.0)" in message
+    assert f"cloudpickle {cloudpickle.__version__} here, 0.1.0 on the driver" in message
+    assert f"Python {platform.python_version()} here, 3.99.0 on the driver" in message

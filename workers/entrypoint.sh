@@ -5,6 +5,7 @@
 #
 #   hyperq-worker-entrypoint [--extra-worker-option ...]   run a worker
 #   hyperq-worker-entrypoint health                          health check (exit 0 healthy, 1 not)
+#   hyperq-worker-entrypoint which                           say which worker command would run
 #   hyperq-worker-entrypoint COMMAND [ARGS...]               run any other command (e.g. sh)
 #
 # Environment (all optional except the URI):
@@ -19,15 +20,51 @@
 #   HYPERQ_POLL_INTERVAL, HYPERQ_RECONNECT_TIMEOUT, HYPERQ_LOG_LEVEL
 #                           the hyperq-worker options of the same names
 #   HYPERQ_WORKER_ARGS      more options, split on spaces (no quoting)
-#   HYPERQ_WORKER_BIN       the worker program (default: hyperq-worker)
-#   HYPERQ_BIN              the hyperq program used by `health` (default: hyperq)
+#
+# Which worker runs (the first that applies; the choice is logged when the worker starts):
+#   HYPERQ_WORKER_CMD       a command, split on spaces, e.g. "/opt/venv/bin/python -m hyperq worker"
+#   HYPERQ_WORKER_BIN       a worker program, e.g. /opt/venv/bin/hyperq-worker
+#   HYPERQ_PYTHON           a Python with hyperq installed: runs "$HYPERQ_PYTHON -m hyperq worker"
+#   hyperq-worker           on PATH (an activated venv, or the image's install)
+#   ../.venv/bin/hyperq-worker, beside this script: a checkout set up as the README says
+# `health` runs `hyperq worker-health` found the same way (HYPERQ_BIN, HYPERQ_PYTHON, PATH, .venv).
 set -eu
 
 prog=hyperq-worker-entrypoint
+here=$(cd "$(dirname "$0")" && pwd)
 
 die() {
     echo "$prog: error: $*" >&2
     exit 64
+}
+
+# find_program NAME EXPLICIT PYTHON_ARGS: sets $found (a command, split on spaces) and $found_by
+find_program() {
+    if [ -n "$2" ]; then
+        found=$2
+        found_by="the environment (${3%%=*})"
+    elif [ -n "${HYPERQ_PYTHON:-}" ]; then
+        [ -x "$HYPERQ_PYTHON" ] || die "HYPERQ_PYTHON=$HYPERQ_PYTHON is not an executable Python"
+        found="$HYPERQ_PYTHON -m ${3#*=}"
+        found_by="HYPERQ_PYTHON"
+    elif found=$(command -v "$1" 2>/dev/null); then
+        found_by="PATH"
+    elif [ -x "$here/../.venv/bin/$1" ]; then
+        found=$(cd "$here/../.venv/bin" && pwd)/$1
+        found_by="the venv beside $prog ($here/../.venv)"
+    else
+        die "cannot find $1: it is not on PATH and there is no $here/../.venv/bin/$1. Set \
+HYPERQ_PYTHON to the Python of the venv where hyperq is installed (e.g. HYPERQ_PYTHON=/path/to/.venv/bin/python), \
+or HYPERQ_WORKER_CMD to the worker command, or activate that venv"
+    fi
+}
+
+find_worker() {
+    if [ -n "${HYPERQ_WORKER_CMD:-}" ]; then
+        find_program hyperq-worker "$HYPERQ_WORKER_CMD" "HYPERQ_WORKER_CMD=hyperq worker"
+    else
+        find_program hyperq-worker "${HYPERQ_WORKER_BIN:-}" "HYPERQ_WORKER_BIN=hyperq worker"
+    fi
 }
 
 if [ -n "${HYPERQ_MONGO_URI_FILE:-}" ]; then
@@ -47,7 +84,14 @@ case "${1:-}" in
         [ -n "$uri" ] || { echo "unhealthy: HYPERQ_MONGO_URI is not set" >&2; exit 1; }
         HYPERQ_MONGO_URI=$uri
         export HYPERQ_MONGO_URI
-        exec "${HYPERQ_BIN:-hyperq}" worker-health "$@"
+        find_program hyperq "${HYPERQ_BIN:-}" "HYPERQ_BIN=hyperq"
+        # shellcheck disable=SC2086  # a command split on spaces on purpose
+        exec $found worker-health "$@"
+        ;;
+    which)
+        find_worker
+        echo "$found (found by $found_by)"
+        exit 0
         ;;
     ""|-*) ;;
     *) exec "$@" ;;
@@ -78,4 +122,7 @@ while [ "$n_given" -gt 0 ]; do  # rotate the given arguments to the end
     n_given=$((n_given - 1))
 done
 
-exec "${HYPERQ_WORKER_BIN:-hyperq-worker}" "$@"
+find_worker
+echo "$prog: starting $found (found by $found_by)" >&2
+# shellcheck disable=SC2086  # a command split on spaces on purpose
+exec $found "$@"
