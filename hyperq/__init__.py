@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperq import anneal, early_stop, exceptions, grid, hp, pyll, rand, tpe
+from hyperq import anneal, early_stop, exceptions, grid, hp, pruners, pyll, rand, tpe
 from hyperq.base import (
     JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING,
     JOB_STATES, STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING, STATUS_STRINGS,
-    STATUS_SUSPENDED, Ctrl, Domain, Trials, trials_from_docs,
+    STATUS_PRUNED, STATUS_SUSPENDED, Ctrl, Domain, Trials, trials_from_docs,
 )
 from hyperq.exceptions import (
     AllTrialsFailed, BadSearchSpace, DuplicateLabel, InvalidLoss, InvalidResultStatus,
     InvalidTrial,
 )
 from hyperq.fmin import fmin, generate_trials_to_calculate, space_eval
+from hyperq.intermediate import TrialHandle, TrialPruned, get_trial
 from hyperq.process import ProcessTrials
 from hyperq.version import __version__
 
@@ -30,6 +31,7 @@ __all__ = [
     "STATUS_STRINGS", "JOB_STATE_NEW", "JOB_STATE_RUNNING", "JOB_STATE_DONE",
     "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "JOB_STATES", "AllTrialsFailed", "BadSearchSpace",
     "DuplicateLabel", "InvalidLoss", "InvalidResultStatus", "InvalidTrial", "__version__",
+    "pruners", "get_trial", "TrialHandle", "TrialPruned", "STATUS_PRUNED",
 ]
 
 

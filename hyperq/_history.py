@@ -12,7 +12,10 @@ from typing import Any
 import numpy as np
 
 from hyperq.base import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING, \
-    STATUS_OK, Trials
+    STATUS_OK, STATUS_PRUNED, Trials
+
+#: statuses whose loss is an observation: a pruned trial counts at its last reported value
+OBSERVED_STATUSES = (STATUS_OK, STATUS_PRUNED)
 
 
 MAX_FAILED = 200
@@ -69,7 +72,8 @@ class History:
     def _add(self, trial: dict[str, Any]) -> None:
         r = trial.get("result") or {}
         loss = r.get("loss")
-        if trial["state"] != JOB_STATE_DONE or r.get("status") != STATUS_OK or loss is None \
+        if trial["state"] != JOB_STATE_DONE or r.get("status") not in OBSERVED_STATUSES \
+                or loss is None \
                 or not math.isfinite(loss):
             self.n_failed += 1
             if trial["state"] in (JOB_STATE_DONE, JOB_STATE_ERROR):

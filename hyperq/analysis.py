@@ -40,6 +40,7 @@ __all__ = [
     "choice_options",
     "decode_values",
     "format_trial",
+    "intermediate_to_dataframe",
     "param_importance",
     "resolve_space",
     "trials_to_dataframe",
@@ -51,6 +52,8 @@ STATE_NAMES = {0: "new", 1: "running", 2: "done", 3: "error", 4: "cancel"}
 #: Columns every table has, in order; parameters follow ``loss``.
 FIXED_COLUMNS = ("tid", "state", "status", "loss")
 TAIL_COLUMNS = ("duration", "book_time", "refresh_time", "worker", "error")
+#: Columns added after TAIL_COLUMNS when some trial reported intermediate values (issue 14).
+REPORT_COLUMNS = ("n_reports", "last_step", "intermediate")
 
 _SCALARS = (str, bool, numbers.Number, type(None))
 
@@ -275,7 +278,7 @@ class _Columns:
         labels: dict[str, None] = dict.fromkeys(space.labels) if space is not None else {}
         for t in trials:
             labels.update(dict.fromkeys(t.get("misc", {}).get("vals", {})))
-        taken = set(FIXED_COLUMNS) | set(TAIL_COLUMNS)
+        taken = set(FIXED_COLUMNS) | set(TAIL_COLUMNS) | set(REPORT_COLUMNS)
         #: label -> column name (a label that clashes with a fixed column gets ``param:``).
         self.params = {lab: (f"param:{lab}" if lab in taken else lab) for lab in labels}
         self.log_params: set[str] = set()
@@ -292,6 +295,7 @@ class _Columns:
                 if k not in ("loss", "status", "failure") and isinstance(v, _SCALARS):
                     result_keys[k] = None
         self.results = {k: f"result.{k}" for k in result_keys}
+        self.reports = any(t.get("intermediate") for t in trials)
 
 
 def trials_to_dataframe(trials: Trials, space: Any = None) -> pd.DataFrame:
@@ -301,8 +305,11 @@ def trials_to_dataframe(trials: Trials, space: Any = None) -> pd.DataFrame:
     result status), ``loss``, one column per hyperparameter label (the value the objective saw;
     empty where a conditional parameter was inactive), ``duration`` (seconds from booking to
     the last update, for finished trials), ``book_time``, ``refresh_time``, ``worker`` (the
-    trial's owner), ``error`` (exception or failure reason), then ``result.<key>`` for every
-    other plain value the objective returned (e.g. ``result.accuracy``).
+    trial's owner), ``error`` (exception or failure reason), then, when some trial reported
+    intermediate values, ``n_reports``, ``last_step`` and ``intermediate`` (its ``[(step,
+    value), ...]``), then ``result.<key>`` for every other plain value the objective returned
+    (e.g. ``result.accuracy``). A pruned trial has status ``pruned`` and its last reported value
+    as its loss; :func:`intermediate_to_dataframe` has one row per report.
 
     Args:
         trials: any ``Trials`` (also ``MongoTrials``, ``SparkTrials``, a loaded pickle).
@@ -335,10 +342,16 @@ def trials_to_dataframe(trials: Trials, space: Any = None) -> pd.DataFrame:
             "refresh_time": t.get("refresh_time"), "worker": t.get("owner"),
             "error": _error_text(t),
         })
+        if cols.reports:
+            items = t.get("intermediate") or []
+            row["n_reports"] = len(items)
+            row["last_step"] = items[-1]["step"] if items else None
+            row["intermediate"] = [(i["step"], i["value"]) for i in items]
         for k, col in cols.results.items():
             row[col] = _short(result.get(k))
         rows.append(row)
-    columns = [*FIXED_COLUMNS, *cols.params.values(), *TAIL_COLUMNS, *cols.results.values()]
+    columns = [*FIXED_COLUMNS, *cols.params.values(), *TAIL_COLUMNS,
+               *(REPORT_COLUMNS if cols.reports else ()), *cols.results.values()]
     df = pd.DataFrame(rows, columns=columns)
     for col in cols.params.values():
         if col not in cols.categorical and df[col].notna().any():
@@ -360,6 +373,23 @@ def trials_to_dataframe(trials: Trials, space: Any = None) -> pd.DataFrame:
         "decoded": space_ is not None,
         "result_columns": list(cols.results.values()),
     })
+    return df
+
+
+def intermediate_to_dataframe(trials: Trials) -> pd.DataFrame:
+    """One row per intermediate report: ``tid``, ``step``, ``value``, ``rung`` (the pruner's
+    comparison point, or None), the trial's ``state`` and ``status``; in tid, then report order.
+    """
+    pd = _need_pandas()
+    rows = []
+    for t in trials.trials:
+        state = STATE_NAMES.get(t.get("state"), str(t.get("state")))
+        status = (t.get("result") or {}).get("status") if t.get("state") == 2 else None
+        for item in t.get("intermediate") or ():
+            rows.append({"tid": t.get("tid"), "step": item["step"], "value": item["value"],
+                         "rung": item.get("rung"), "state": state, "status": status})
+    df = pd.DataFrame(rows, columns=["tid", "step", "value", "rung", "state", "status"])
+    df["value"] = df["value"].astype(float)
     return df
 
 
@@ -539,6 +569,10 @@ def format_trial(trial: Mapping[str, Any], best_loss: float | None = None,
     loss = _loss(trial)
     if trial.get("state") == 3:
         body = _error_text(trial) or "error"
+    elif status == "pruned":
+        body = f"at step {(trial.get('result') or {}).get('pruned_at_step')}"
+        if loss is not None:
+            body += f", last value {loss:.6g}"
     elif status == "ok" and loss is not None:
         body = f"loss {loss:.6g}"
         if best_tid is not None and best_tid == trial.get("tid"):

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from hyperq.exceptions import AllTrialsFailed, InvalidLoss, InvalidResultStatus, InvalidTrial
+from hyperq.intermediate import run_objective
 from hyperq.space import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ STATUS_SUSPENDED = "suspended"
 STATUS_OK = "ok"
 STATUS_FAIL = "fail"
 STATUS_STRINGS = (STATUS_NEW, STATUS_RUNNING, STATUS_SUSPENDED, STATUS_OK, STATUS_FAIL)
+#: a trial stopped early by a pruner: DONE, with its last reported value as its loss (issue 14)
+STATUS_PRUNED = "pruned"
 
 JOB_STATE_NEW = 0
 JOB_STATE_RUNNING = 1
@@ -507,7 +510,7 @@ def normalize_result(rval: Any) -> dict[str, Any]:
             raise InvalidResultStatus(result, "a dict without a 'status' key")
     else:
         raise InvalidLoss(rval, f"got a {type(rval).__name__}")
-    if result["status"] not in STATUS_STRINGS:
+    if result["status"] not in STATUS_STRINGS and result["status"] != STATUS_PRUNED:
         raise InvalidResultStatus(result)
     if result["status"] == STATUS_OK:
         if "loss" not in result:
@@ -532,6 +535,8 @@ class Domain:
     """An objective together with its search space and the result contract."""
 
     rec_eval_print_node_on_error = False
+    #: the pruner running trials consult (``fmin(..., pruner=...)``); travels to workers
+    pruner: Any = None
 
     def __init__(self, fn: Callable[..., Any], expr: Any,
                  workdir: str | None = None, pass_expr_memo_ctrl: bool | None = None,
@@ -558,10 +563,7 @@ class Domain:
         Returns the normalized result dict; an exception from the objective propagates.
         """
         values = values_from_misc_vals(config)
-        if self.pass_expr_memo_ctrl:
-            rval = self.fn(expr=self.expr, memo=self.space.memo(values), ctrl=ctrl)
-        else:
-            rval = self.fn(self.space.evaluate(values))
+        rval = run_objective(self, values, ctrl)  # with the trial handle (hyperq.get_trial)
         result = normalize_result(rval)
         attachments = result.pop("attachments", None)
         if attachments:

@@ -326,7 +326,7 @@ def fmin(fn: Callable[..., Any], space: Any, algo: Algo | None = None,
          verbose: bool = True, return_argmin: bool = True,
          points_to_evaluate: Sequence[dict[str, Any]] | None = None, max_queue_len: int = 1,
          show_progressbar: bool | Callable = True, early_stop_fn: Callable | None = None,
-         trials_save_file: str = "") -> Any:
+         trials_save_file: str = "", pruner: Any = None) -> Any:
     """Minimize ``fn`` over ``space`` with the hyperopt contract.
 
     Args:
@@ -349,6 +349,8 @@ def fmin(fn: Callable[..., Any], space: Any, algo: Algo | None = None,
         return_argmin: return ``trials.argmin`` (choice indices) rather than the best point.
         points_to_evaluate: points (``{label: value}``) to evaluate first.
         max_queue_len: how many trials to suggest at once.
+        pruner: a :mod:`hyperq.pruners` pruner (e.g. ``MedianPruner()``) that stops trials
+            early from what they report with ``hyperq.get_trial().report(step, value)``.
 
     Returns:
         The best trial's ``{label: value}`` (pass it to ``space_eval`` for the point itself),
@@ -367,10 +369,15 @@ def fmin(fn: Callable[..., Any], space: Any, algo: Algo | None = None,
             return_argmin=return_argmin, points_to_evaluate=points_to_evaluate,
             max_queue_len=max_queue_len, show_progressbar=show_progressbar,
             early_stop_fn=early_stop_fn, trials_save_file=trials_save_file,
+            **({"pruner": pruner} if pruner is not None else {}),
         )
     _check_args(fn, algo, max_evals, timeout, loss_threshold, max_queue_len, early_stop_fn)
     rng = _as_rng(rstate)
     domain = Domain(fn, space, pass_expr_memo_ctrl=pass_expr_memo_ctrl)
+    if pruner is not None:
+        from hyperq.pruners import check_pruner
+
+        domain.pruner = check_pruner(pruner)
 
     if trials_save_file and os.path.exists(trials_save_file):
         trials = load_trials(trials_save_file)

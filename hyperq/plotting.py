@@ -39,6 +39,7 @@ __all__ = [
     "main_plot_vars",
     "plot_histogram",
     "plot_history",
+    "plot_intermediate",
     "plot_loss_vs_params",
     "plot_parallel_coordinates",
     "plot_param_importance",
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 #: Marker colour per result status, as in hyperopt.
-default_status_colors = {"new": "k", "running": "g", "ok": "b", "fail": "r"}
+default_status_colors = {"new": "k", "running": "g", "ok": "b", "fail": "r", "pruned": "orange"}
 
 _NON_INTERACTIVE = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 _CMAP = "viridis_r"  # low loss = bright yellow, high loss = dark blue
@@ -439,5 +440,31 @@ def plot_param_importance(trials: Any, space: Any = None, path: str | None = Non
              "anova": "one-way ANOVA, epsilon-squared"}[imp.attrs["method"]]
     ax.set_xlabel(f"fraction of loss variance explained ({label}, "
                   f"{imp.attrs['n_trials']} trials)", fontsize=8)
+    ax.set_title(title)
+    return _finish(fig, path, do_show)
+
+
+def plot_intermediate(trials: Any, path: str | None = None, do_show: bool = False,
+                      title: str = "Learning curves") -> Figure:
+    """The intermediate values each trial reported, by step: finished trials in blue, pruned
+    ones in orange (ending where they were stopped), running ones in green."""
+    fig = _new_figure((7.5, 4.2), path, do_show)
+    ax = fig.add_subplot(1, 1, 1)
+    colors = {"ok": "tab:blue", "pruned": "tab:orange"}
+    drawn = 0
+    for t in getattr(trials, "trials", trials):
+        items = t.get("intermediate") or []
+        if not items:
+            continue
+        status = (t.get("result") or {}).get("status") if t.get("state") == 2 else "running"
+        color = colors.get(status, "tab:green" if status == "running" else "tab:red")
+        ax.plot([i["step"] for i in items], [i["value"] for i in items], color=color,
+                alpha=0.5, linewidth=1)
+        drawn += 1
+    if not drawn:
+        _message(ax, "no trial reported intermediate values")
+    else:
+        ax.set_xlabel("step")
+        ax.set_ylabel("reported value")
     ax.set_title(title)
     return _finish(fig, path, do_show)

@@ -173,6 +173,11 @@ def _plots(trials: Any, df: pd.DataFrame) -> list[tuple[str, str, str | None]]:
                                        "by loss (bright = low); red rings mark the 5 best."),
          lambda: P.plot_vars(df, colorize_best=5, columns=4)),
     ]
+    if any(t.get("intermediate") for t in trials.trials):
+        specs.insert(1, ("Learning curves", (
+            "Intermediate values each trial reported, by step: blue finished, orange pruned "
+            "(stopped early by the pruner), green still running."),
+            lambda: P.plot_intermediate(trials)))
     out: list[tuple[str, str, str | None]] = []
     for title, caption, make in specs:
         try:
@@ -213,6 +218,9 @@ def _summary(df: pd.DataFrame) -> str:
         _card("Compute time", _duration_text(compute)),
         _card("Workers", str(int(workers))),
     ]
+    pruned = int((df["status"] == "pruned").sum())
+    if pruned:
+        cards.insert(3, _card("Pruned", str(pruned)))
     if counts.get("cancel", 0):
         cards.append(_card("Cancelled", str(int(counts["cancel"]))))
     return '<section id="summary"><div class="cards">' + "".join(cards) + "</div></section>"
