@@ -31,10 +31,9 @@ import contextvars
 import datetime
 import inspect
 import logging
-import math
 import numbers
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -362,12 +361,3 @@ def run_objective(domain: Any, values: Mapping[str, Any], ctrl: Any) -> Any:
         except TrialPruned:
             return handle.pruned_result()
 
-
-def last_values(docs: Iterable[Mapping[str, Any]]) -> dict[int, float]:
-    """``{tid: last reported value}`` of trials that reported anything."""
-    out = {}
-    for d in docs:
-        items = d.get("intermediate") or []
-        if items and math.isfinite(items[-1]["value"]):
-            out[d["tid"]] = items[-1]["value"]
-    return out
