@@ -12,7 +12,12 @@ picklable *outcome* dict::
 
     {"ok": bool, "result": dict | None, "attachments": {name: value},
      "error": (type, message) | None, "traceback": str | None, "owner": str,
-     "seconds": float}
+     "seconds": float, "intermediate": [report, ...]}
+
+Intermediate reports (``hyperq.get_trial().report``) are decided on where the trial runs: the
+driver sends each trial a snapshot of what the other trials reported (:class:`SnapshotHistory`)
+for its pruner, and the reports come back with the outcome (and, from local worker processes,
+also one by one as they are made, through :meth:`DispatchTrials._on_report`).
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from hyperq.base import (
     Domain, Trials, utcnow,
 )
 from hyperq.exceptions import InvalidArgument
+from hyperq.intermediate import SnapshotHistory, TrialHandle, memory_history, trial_context
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +75,14 @@ def _owner() -> str:
 
 
 def evaluate_outcome(domain: Domain, tid: int, vals: Mapping[str, Any],
-                     exp_key: str | None = None) -> bytes:
+                     exp_key: str | None = None, history: SnapshotHistory | None = None,
+                     on_report: Callable[[dict[str, Any]], None] | None = None) -> bytes:
     """Evaluate trial ``tid`` at ``vals`` (misc-style ``{label: [v]}``); returns a pickled outcome.
 
     Never raises for what the objective does: its exceptions (even unpicklable ones) and
     results that cannot be pickled become an error outcome with type, message and traceback.
+    ``history`` is what the pruner knows of the other trials; ``on_report`` is called with each
+    intermediate report as it is made.
     """
     local = Trials(exp_key=exp_key)
     doc = {"tid": tid, "state": JOB_STATE_RUNNING, "spec": None, "result": {"status": "running"},
@@ -85,19 +94,24 @@ def evaluate_outcome(domain: Domain, tid: int, vals: Mapping[str, Any],
     t0 = time.perf_counter()
     outcome: dict[str, Any] = {"ok": False, "result": None, "attachments": {}, "error": None,
                                "traceback": None, "owner": doc["owner"]}
+    handle = TrialHandle(tid, sink=on_report, history=history,
+                         pruner=getattr(domain, "pruner", None))
     try:
-        outcome["result"] = domain.evaluate(vals, ctrl)
+        with trial_context(handle):
+            outcome["result"] = domain.evaluate(vals, ctrl)
         outcome["attachments"] = dict(ctrl.attachments)
         outcome["ok"] = True
     except Exception as exc:
         outcome["error"] = _describe(exc)
         outcome["traceback"] = traceback.format_exc()
     outcome["seconds"] = time.perf_counter() - t0
+    outcome["intermediate"] = handle.intermediate
     try:
         return cloudpickle.dumps(outcome)
     except Exception as exc:
         bad = {"ok": False, "result": None, "attachments": {}, "owner": doc["owner"],
                "seconds": outcome["seconds"], "traceback": traceback.format_exc(),
+               "intermediate": handle.intermediate,
                "error": (str(type(exc)), f"the objective's result or attachments cannot be "
                          f"pickled to send them back to the driver: {_describe(exc)[1]}")}
         return cloudpickle.dumps(bad)
@@ -172,7 +186,7 @@ class DispatchTrials(Trials):
     asynchronous = True
     #: attributes that live only while fmin runs; never pickled (trials_save_file)
     _RUNTIME_ATTRS: tuple[str, ...] = ("_domain_key", "_domain_blob", "_inflight", "_started",
-                                       "_code_files")
+                                       "_code_files", "_pruner")
 
     def __init__(self, exp_key: str | None = None, refresh: bool = True) -> None:
         super().__init__(exp_key=exp_key, refresh=refresh)
@@ -184,6 +198,7 @@ class DispatchTrials(Trials):
         self._inflight: dict[int, dict[str, Any]] = {}   # tid -> running trial doc
         self._started = False
         self._code_files: dict[str, str] = {}
+        self._pruner: Any = None
 
     # -- to implement -------------------------------------------------------------------------
     @property
@@ -214,6 +229,7 @@ class DispatchTrials(Trials):
         super().prepare_fmin(domain)
         self._domain_key, self._domain_blob = pickle_domain(domain)
         self._code_files = code_files(domain.fn)
+        self._pruner = getattr(domain, "pruner", None)
         for t in self._mine():
             if t["state"] == JOB_STATE_RUNNING and t["tid"] not in self._inflight:
                 # left RUNNING by an interrupted run that was saved (trials_save_file): redo it
@@ -263,6 +279,32 @@ class DispatchTrials(Trials):
         finally:
             self._started = False
 
+    # -- intermediate reports -----------------------------------------------------------------
+    def _pruning_history(self) -> SnapshotHistory | None:
+        """What a trial launched now gets to know of the others (None without a pruner)."""
+        if self._pruner is None:
+            return None
+        return memory_history(self).snapshot(steps=self._pruner.uses_steps,
+                                             rungs=self._pruner.uses_rungs)
+
+    def _on_report(self, tid: int, item: dict[str, Any]) -> None:
+        """Store one report of running trial ``tid`` as it arrives."""
+        t = self._inflight.get(tid)
+        if t is not None:
+            t.setdefault("intermediate", []).append(item)
+            memory_history(self).add(t, item)
+
+    def _set_reports(self, t: dict[str, Any], items: list[dict[str, Any]] | None) -> None:
+        """Replace the reports of ``t`` (the evaluation's own list is authoritative)."""
+        if not items and "intermediate" not in t:
+            return
+        hist = memory_history(self)
+        hist.forget(t["tid"])
+        t["intermediate"] = []
+        for item in items or ():
+            t["intermediate"].append(item)
+            hist.add(t, item)
+
     # -- internals ----------------------------------------------------------------------------
     def _mine(self) -> list[dict[str, Any]]:
         if self._exp_key is None:
@@ -283,6 +325,7 @@ class DispatchTrials(Trials):
                 self._started = True
             now = utcnow()
             t["state"], t["book_time"], t["refresh_time"] = JOB_STATE_RUNNING, now, now
+            self._set_reports(t, None)  # a re-run starts with no reports
             self._inflight[t["tid"]] = t
             try:
                 self._launch(t)
@@ -299,6 +342,8 @@ class DispatchTrials(Trials):
                 continue
             t["owner"] = outcome.get("owner") or t["owner"]
             t["refresh_time"] = utcnow()
+            if "intermediate" in outcome:
+                self._set_reports(t, outcome["intermediate"])
             if outcome["ok"]:
                 t["result"] = outcome["result"]
                 t["state"] = JOB_STATE_DONE

@@ -159,13 +159,19 @@ class MemoryHistory(PruningHistory):
         self._sync()
         return [v for tid, v in (self._by_rung.get(rung) or {}).items() if tid != exclude_tid]
 
-    def snapshot(self) -> "SnapshotHistory":
-        """A picklable copy of what the pruners need, for a trial evaluated elsewhere."""
+    def snapshot(self, steps: bool = True, rungs: bool = True) -> "SnapshotHistory":
+        """A picklable copy of what a pruner needs (the finished trials' values by step, the
+        values at rungs), for a trial evaluated in another process."""
         self._sync()
-        finished = {tid for tid, d in self._docs.items() if d["state"] == JOB_STATE_DONE}
-        return SnapshotHistory(
-            {s: {t: v for t, v in tab.items() if t in finished} for s, tab in self._by_step.items()},
-            {r: dict(tab) for r, tab in self._by_rung.items()})
+        by_step: dict[int, dict[int, float]] = {}
+        if steps:
+            finished = {tid for tid, d in self._docs.items() if d["state"] == JOB_STATE_DONE}
+            for s, tab in self._by_step.items():
+                kept = {t: v for t, v in tab.items() if t in finished}
+                if kept:
+                    by_step[s] = kept
+        by_rung = {r: dict(tab) for r, tab in self._by_rung.items()} if rungs else {}
+        return SnapshotHistory(by_step, by_rung)
 
 
 class SnapshotHistory(PruningHistory):

@@ -90,8 +90,8 @@ class _Worker:
     def pid(self) -> int:
         return self.popen.pid
 
-    def run(self, tid: int, vals: dict[str, Any]) -> None:
-        self.send.send_bytes(cloudpickle.dumps(("trial", tid, vals)))
+    def run(self, tid: int, vals: dict[str, Any], history: Any = None) -> None:
+        self.send.send_bytes(cloudpickle.dumps(("trial", tid, vals, history)))
         self.tid = tid
 
     def kill(self, grace: float = _TERM_GRACE) -> int | None:
@@ -181,12 +181,13 @@ class ProcessTrials(DispatchTrials):
 
     def _launch(self, trial: dict[str, Any]) -> None:
         worker = next((w for w in self._workers if w.tid is None), None) or self._spawn()
+        history = self._pruning_history()
         try:
-            worker.run(trial["tid"], trial["misc"]["vals"])
+            worker.run(trial["tid"], trial["misc"]["vals"], history)
         except OSError:  # it died while idle: start another one and retry once
             logger.warning("worker process %d %s; starting a new one", worker.pid,
                            self._discard(worker, grace=0.5))
-            self._spawn().run(trial["tid"], trial["misc"]["vals"])
+            self._spawn().run(trial["tid"], trial["misc"]["vals"], history)
 
     def _collect(self, timeout: float) -> list[tuple[int, dict[str, Any]]]:
         busy = {w.recv: w for w in self._workers if w.tid is not None}
@@ -199,6 +200,13 @@ class ProcessTrials(DispatchTrials):
             assert tid is not None
             try:
                 outcome = cloudpickle.loads(conn.recv_bytes())
+                while isinstance(outcome, tuple):  # ("report", item): the trial goes on
+                    self._on_report(tid, outcome[1])
+                    if not conn.poll(0):
+                        break
+                    outcome = cloudpickle.loads(conn.recv_bytes())
+                if isinstance(outcome, tuple):
+                    continue
             except (EOFError, OSError):
                 reason = self._discard(worker, grace=0.5)
                 msg = f"the worker process (pid {worker.pid}) {reason} while evaluating this trial"
@@ -281,8 +289,12 @@ def _worker_main(read_fd: int, write_fd: int) -> None:
                               f"objective and search space: {exc}; make sure the modules they "
                               "use are importable (installed, or on sys.path)")
             continue
-        _, tid, vals = msg
+        _, tid, vals, history = msg
         if load_error is not None:
             outbox.send_bytes(cloudpickle.dumps(error_outcome(*load_error)))
             continue
-        outbox.send_bytes(evaluate_outcome(domain, tid, vals, exp_key))
+
+        def send_report(item: dict[str, Any]) -> None:
+            outbox.send_bytes(cloudpickle.dumps(("report", item)))
+
+        outbox.send_bytes(evaluate_outcome(domain, tid, vals, exp_key, history, send_report))

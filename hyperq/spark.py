@@ -162,7 +162,7 @@ _PYTHON_EXEC_LOCK = threading.Lock()
 
 
 def _spark_task(bcast: Any, key: str, tid: int, vals: dict[str, Any], exp_key: str | None,
-                driver: dict[str, str], rows: Any) -> list[bytes]:
+                driver: dict[str, str], rows: Any, *, history: Any = None) -> list[bytes]:
     """The body of a trial's Spark task (runs in the executor's Python worker)."""
     for _ in rows:  # consume the input so that Spark reuses this Python worker
         pass
@@ -182,7 +182,7 @@ def _spark_task(bcast: Any, key: str, tid: int, vals: dict[str, Any], exp_key: s
             return [cloudpickle.dumps(error_outcome(str(type(exc)), _load_failure(exc, driver)))]
         _LOADED.clear()
         _LOADED[key] = domain
-    return [evaluate_outcome(domain, tid, vals, exp_key)]
+    return [evaluate_outcome(domain, tid, vals, exp_key, history)]
 
 
 def _short_spark_error(exc: BaseException) -> str:
@@ -313,7 +313,8 @@ class SparkTrials(DispatchTrials):
         group = f"hyperq-{self._run_id}-trial-{tid}"
         self._groups[tid] = group
         task = functools.partial(_spark_task, self._bcast, self._domain_key, tid,
-                                 trial["misc"]["vals"], self._exp_key, self._driver_runtime)
+                                 trial["misc"]["vals"], self._exp_key, self._driver_runtime,
+                                 history=self._pruning_history())
         self._futures[tid] = self._executor.submit(self._run_job, tid, group, task)
 
     def _run_job(self, tid: int, group: str, task: Callable[..., list[bytes]]) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 import hyperq
@@ -306,3 +307,29 @@ def test_a_domain_that_cannot_be_loaded_names_both_interpreters_and_the_mismatch
     assert "/opt/driver/bin/python (Python 3.99.0, cloudpickle 0.1.0)" in message
     assert f"cloudpickle {cloudpickle.__version__} here, 0.1.0 on the driver" in message
     assert f"Python {platform.python_version()} here, 3.99.0 on the driver" in message
+
+@pytest.mark.spark
+def test_spark_tasks_report_and_prune(sc):
+    from hyperq.pruners import ASHAPruner
+
+    def objective(params):
+        trial = hyperq.get_trial()
+        value = None
+        for step in range(1, 10):
+            value = params["x"] ** 2 + 1.0 / step
+            trial.report(step, value)
+            if trial.should_prune():
+                raise hyperq.TrialPruned()
+        return value
+
+    trials = hyperq.SparkTrials(parallelism=2)
+    fmin(objective, SPACE, algo=rand.suggest, max_evals=12, trials=trials,
+         pruner=ASHAPruner(max_resource=9), show_progressbar=False,
+         rstate=np.random.default_rng(0))
+    statuses = [t["result"]["status"] for t in trials.trials]
+    assert "pruned" in statuses and "ok" in statuses
+    for t in trials.trials:
+        steps = [i["step"] for i in t["intermediate"]]
+        assert steps == list(range(1, len(steps) + 1))
+        assert t["result"]["loss"] == t["intermediate"][-1]["value"]
+        assert (len(steps) < 9) == (t["result"]["status"] == "pruned")

@@ -16,6 +16,11 @@ class Pruner:
     pruner runs in many processes at once (MongoDB workers, Spark tasks).
     """
 
+    #: reads :meth:`PruningHistory.finished_values_at_step`
+    uses_steps = True
+    #: reads :meth:`PruningHistory.values_at_rung`
+    uses_rungs = True
+
     def rung_for(self, tid: int, step: int, tagged: set[str]) -> str | None:
         """A rung name to tag the report of ``step`` with (``tagged``: rungs tagged so far)."""
         return None

@@ -53,6 +53,8 @@ class ASHAPruner(Pruner):
             or after it, so a trial that ran to the end is never pruned there.
     """
 
+    uses_steps = False
+
     def __init__(self, min_resource: int = 1, reduction_factor: int = 3,
                  min_early_stopping_rate: int = 0, n_startup_trials: int = 0,
                  max_resource: int | None = None) -> None:
@@ -106,6 +108,8 @@ class HyperbandPruner(Pruner):
         reduction_factor: ``eta``, as for :class:`ASHAPruner`.
         n_startup_trials: as for :class:`ASHAPruner`.
     """
+
+    uses_steps = False
 
     def __init__(self, max_resource: int, min_resource: int = 1, reduction_factor: int = 3,
                  n_startup_trials: int = 0) -> None:

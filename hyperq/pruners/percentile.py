@@ -24,6 +24,8 @@ class PercentilePruner(Pruner):
         interval_steps: decide only every this many steps after the warm-up.
     """
 
+    uses_rungs = False
+
     def __init__(self, percentile: float, n_startup_trials: int = 5, n_warmup_steps: int = 0,
                  interval_steps: int = 1) -> None:
         if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) \
