@@ -18,6 +18,7 @@ from hyperq.exceptions import (
     AllTrialsFailed, BadSearchSpace, DuplicateLabel, InvalidLoss, InvalidResultStatus,
     InvalidTrial,
 )
+from hyperq.asktell import AskedTrial, AskTell
 from hyperq.fmin import fmin, generate_trials_to_calculate, space_eval
 from hyperq.intermediate import TrialHandle, TrialPruned, get_trial
 from hyperq.process import ProcessTrials
@@ -31,7 +32,7 @@ __all__ = [
     "STATUS_STRINGS", "JOB_STATE_NEW", "JOB_STATE_RUNNING", "JOB_STATE_DONE",
     "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "JOB_STATES", "AllTrialsFailed", "BadSearchSpace",
     "DuplicateLabel", "InvalidLoss", "InvalidResultStatus", "InvalidTrial", "__version__",
-    "pruners", "get_trial", "TrialHandle", "TrialPruned", "STATUS_PRUNED",
+    "pruners", "AskTell", "AskedTrial", "get_trial", "TrialHandle", "TrialPruned", "STATUS_PRUNED",
 ]
 
 

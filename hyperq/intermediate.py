@@ -281,6 +281,12 @@ class TrialHandle:
                              self.last_step, self.last_value)
         return self._decision
 
+    def resume(self, items: list[Mapping[str, Any]]) -> None:
+        """Go on from reports stored earlier by this same evaluation (not written again)."""
+        self.intermediate = [dict(i) for i in items]
+        self._rungs = {str(i["rung"]) for i in items if i.get("rung") is not None}
+        self._decision = None
+
     def pruned_result(self) -> dict[str, Any]:
         """The result of this trial when its objective raised :class:`TrialPruned`."""
         return {"status": STATUS_PRUNED, "loss": self.last_value, "pruned_at_step": self.last_step}
@@ -328,17 +334,26 @@ def _takes_trial(fn: Callable[..., Any]) -> bool:
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
-def memory_handle(trials: Any, doc: dict[str, Any], pruner: "Pruner | None") -> TrialHandle:
-    """A handle writing into ``doc`` of the in-memory ``trials`` (its old reports dropped)."""
+def memory_handle(trials: Any, doc: dict[str, Any], pruner: "Pruner | None",
+                  fresh: bool = True) -> TrialHandle:
+    """A handle writing into ``doc`` of the in-memory ``trials``.
+
+    ``fresh``: the evaluation starts over, its old reports are dropped; otherwise it goes on
+    from the reports ``doc`` holds (ask-and-tell resumed from a file).
+    """
     hist = memory_history(trials)
-    hist.forget(doc["tid"])
-    doc["intermediate"] = []
+    if fresh:
+        hist.forget(doc["tid"])
+        doc["intermediate"] = []
 
     def sink(item: dict[str, Any]) -> None:
         doc.setdefault("intermediate", []).append(item)
         hist.add(doc, item)
 
-    return TrialHandle(doc["tid"], sink=sink, history=hist, pruner=pruner)
+    handle = TrialHandle(doc["tid"], sink=sink, history=hist, pruner=pruner)
+    if not fresh:
+        handle.resume(doc.get("intermediate") or [])
+    return handle
 
 
 def run_objective(domain: Any, values: Mapping[str, Any], ctrl: Any) -> Any:
