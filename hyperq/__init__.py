@@ -23,6 +23,7 @@ from hyperq.fmin import fmin, generate_trials_to_calculate, space_eval
 from hyperq.intermediate import TrialHandle, TrialPruned, get_trial
 from hyperq.process import ProcessTrials
 from hyperq.version import __version__
+from hyperq._hyperopt_alias import install_as_hyperopt
 
 __all__ = [
     "fmin", "space_eval", "hp", "tpe", "rand", "anneal", "grid", "pyll", "early_stop",
@@ -32,6 +33,7 @@ __all__ = [
     "STATUS_STRINGS", "JOB_STATE_NEW", "JOB_STATE_RUNNING", "JOB_STATE_DONE",
     "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "JOB_STATES", "AllTrialsFailed", "BadSearchSpace",
     "DuplicateLabel", "InvalidLoss", "InvalidResultStatus", "InvalidTrial", "__version__",
+    "install_as_hyperopt",
     "pruners", "AskTell", "AskedTrial", "get_trial", "TrialHandle", "TrialPruned", "STATUS_PRUNED",
 ]
 

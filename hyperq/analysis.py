@@ -157,15 +157,14 @@ def _describe(expr: Expr) -> str:
         return f"<{expr.label}>"
     if isinstance(expr, Switch):
         return f"<{expr.index.label}>" if isinstance(expr.index, Param) else "<choice>"
-    if isinstance(expr, Apply) and expr.name == "dict" and expr.pos_args \
-            and isinstance(expr.pos_args[0], Literal):
-        items = zip(expr.pos_args[0].value, expr.pos_args[1:])
+    if isinstance(expr, Apply) and expr.name == "dict" and not expr.pos_args:
+        items = expr.named_args
         return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in items) + "}"
     if isinstance(expr, Apply):
         inner = ", ".join(_describe(a) for a in expr.pos_args)
-        if expr.name in ("list", "pos_args"):
+        if expr.name == "pos_args" and getattr(expr, "as_list", False):
             return f"[{inner}]"
-        if expr.name in ("tuple", "tuple_"):
+        if expr.name in ("pos_args", "tuple", "tuple_"):
             return f"({inner})"
         return f"{expr.name}({inner})"
     return type(expr).__name__
@@ -175,10 +174,9 @@ def _tag_key(options: list[Expr]) -> str | None:
     """A dict key whose literal values name every option (``{'type': 'svm', ...}``), if any."""
     keysets = []
     for o in options:
-        if not (isinstance(o, Apply) and o.name == "dict" and o.pos_args
-                and isinstance(o.pos_args[0], Literal)):
+        if not (isinstance(o, Apply) and o.name == "dict" and not o.pos_args):
             return None
-        keysets.append(dict(zip(o.pos_args[0].value, o.pos_args[1:])))
+        keysets.append(dict(o.named_args))
     for key in keysets[0]:
         vals = [ks.get(key) for ks in keysets]
         if all(isinstance(v, Literal) and isinstance(v.value, (str, numbers.Number))
@@ -204,7 +202,7 @@ def choice_options(space: SearchSpace) -> dict[str, list[Any]]:
             key = _tag_key(node.options)
             if key is not None:
                 out[node.index.label] = [
-                    dict(zip(o.pos_args[0].value, o.pos_args[1:]))[key].value
+                    dict(o.named_args)[key].value
                     for o in node.options]
             else:
                 out[node.index.label] = [
