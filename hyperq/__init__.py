@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperq import anneal, early_stop, exceptions, grid, hp, pruners, pyll, rand, tpe
+from hyperq import (
+    anneal, atpe, early_stop, exceptions, grid, hp, pruners, pyll, pyll_utils, rand, tpe,
+)
 from hyperq.base import (
     JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING,
     JOB_STATES, STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING, STATUS_STRINGS,
     STATUS_PRUNED, STATUS_SUSPENDED, Ctrl, Domain, Trials, trials_from_docs,
 )
 from hyperq.exceptions import (
-    AllTrialsFailed, BadSearchSpace, DuplicateLabel, InvalidLoss, InvalidResultStatus,
-    InvalidTrial,
+    AllTrialsFailed, BadSearchSpace, DuplicateLabel, InvalidAnnotatedParameter, InvalidLoss,
+    InvalidResultStatus, InvalidTrial,
 )
 from hyperq.asktell import AskedTrial, AskTell
 from hyperq.fmin import fmin, generate_trials_to_calculate, space_eval
@@ -26,13 +28,14 @@ from hyperq.version import __version__
 from hyperq._hyperopt_alias import install_as_hyperopt
 
 __all__ = [
-    "fmin", "space_eval", "hp", "tpe", "rand", "anneal", "grid", "pyll", "early_stop",
+    "fmin", "space_eval", "hp", "tpe", "rand", "anneal", "atpe", "grid", "pyll", "pyll_utils",
+    "early_stop",
     "exceptions", "Trials", "Domain", "Ctrl", "trials_from_docs",
     "generate_trials_to_calculate", "MongoTrials", "SparkTrials", "report", "ProcessTrials",
     "STATUS_NEW", "STATUS_RUNNING", "STATUS_SUSPENDED", "STATUS_OK", "STATUS_FAIL",
     "STATUS_STRINGS", "JOB_STATE_NEW", "JOB_STATE_RUNNING", "JOB_STATE_DONE",
     "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "JOB_STATES", "AllTrialsFailed", "BadSearchSpace",
-    "DuplicateLabel", "InvalidLoss", "InvalidResultStatus", "InvalidTrial", "__version__",
+    "DuplicateLabel", "InvalidAnnotatedParameter", "InvalidLoss", "InvalidResultStatus", "InvalidTrial", "__version__",
     "install_as_hyperopt",
     "pruners", "AskTell", "AskedTrial", "get_trial", "TrialHandle", "TrialPruned", "STATUS_PRUNED",
 ]

@@ -41,6 +41,8 @@ JOB_STATE_ERROR = 3
 JOB_STATE_CANCEL = 4
 JOB_STATES = [JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_CANCEL]
 JOB_VALID_STATES = set(JOB_STATES)
+#: The states hyperopt's Trials lists (see :attr:`Trials.listed_states`).
+HYPEROPT_LISTED_STATES = frozenset({JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE})
 FINISHED_STATES = (JOB_STATE_DONE, JOB_STATE_ERROR)
 
 TRIAL_KEYS = ["tid", "spec", "result", "misc", "state", "owner", "book_time", "refresh_time",
@@ -169,6 +171,12 @@ class Trials:
     #: True when trials are evaluated by something other than the fmin loop itself.
     asynchronous = False
 
+    #: The states of the trials listed in :attr:`trials` (and counted by ``len``); None lists
+    #: every trial. hyperq lists failed (ERROR) and cancelled trials too, so errors stay in
+    #: view; hyperopt lists only NEW, RUNNING and DONE ones: set this to
+    #: :data:`HYPEROPT_LISTED_STATES` (on one Trials or on the class) for hyperopt's view.
+    listed_states: frozenset[int] | None = None
+
     def __init__(self, exp_key: str | None = None, refresh: bool = True) -> None:
         self._ids: set[int] = set()
         self._next_tid = 0
@@ -216,13 +224,20 @@ class Trials:
             self._trials, self._n_scanned = [], 0
         new = self._dynamic_trials[self._n_scanned:]
         self._n_scanned = len(self._dynamic_trials)
-        if self._exp_key is None:
+        if self.listed_states is not None:  # hyperopt's view: states change, so rebuild
+            self._trials = [t for t in self._dynamic_trials if t["state"] in self.listed_states
+                            and (self._exp_key is None or t["exp_key"] == self._exp_key)]
+        elif self._exp_key is None:
             self._trials.extend(new)
         else:
             self._trials.extend(t for t in new if t["exp_key"] == self._exp_key)
         for t in new:
-            self._ids.add(t["tid"])
-            self._next_tid = max(self._next_tid, t["tid"] + 1)
+            self._note_tid(t["tid"])
+
+    def _note_tid(self, tid: Any) -> None:
+        self._ids.add(tid)
+        if isinstance(tid, numbers.Integral):  # hyperopt allows any hashable tid
+            self._next_tid = max(self._next_tid, int(tid) + 1)
 
     # -- column views -------------------------------------------------------------------------
     @property
@@ -276,8 +291,7 @@ class Trials:
     def _insert_trial_docs(self, docs: list[dict[str, Any]]) -> list[int]:
         self._dynamic_trials.extend(docs)
         for d in docs:
-            self._ids.add(d["tid"])
-            self._next_tid = max(self._next_tid, d["tid"] + 1)
+            self._note_tid(d["tid"])
         return [d["tid"] for d in docs]
 
     def insert_trial_doc(self, doc: dict[str, Any]) -> int:
@@ -370,7 +384,7 @@ class Trials:
             r = t["result"]
             if t["state"] == JOB_STATE_DONE and r.get("status") == STATUS_OK:
                 loss = r.get("loss")
-                if loss is not None and (best is None or loss < best_loss):
+                if loss is not None and math.isfinite(loss) and (best is None or loss < best_loss):
                     best, best_loss = t, loss
         if best is None:
             raise AllTrialsFailed(
@@ -502,6 +516,8 @@ def normalize_result(rval: Any) -> dict[str, Any]:
     'ok' its loss must be a real number. A NaN or infinite loss turns the result into a failure
     (status 'fail') that keeps the loss and says why, so no data is lost.
     """
+    if isinstance(rval, np.ndarray) and rval.ndim == 0 and rval.dtype.kind in "fiu":
+        rval = rval.item()  # e.g. a draw of scope.normal(...) inside the space
     if isinstance(rval, (numbers.Real, np.floating, np.integer)) and not isinstance(rval, bool):
         result: dict[str, Any] = {"loss": float(rval), "status": STATUS_OK}
     elif isinstance(rval, Mapping):
@@ -516,6 +532,8 @@ def normalize_result(rval: Any) -> dict[str, Any]:
         if "loss" not in result:
             raise InvalidLoss(result, "status is 'ok' but there is no 'loss' key")
         loss = result["loss"]
+        if isinstance(loss, np.ndarray) and loss.ndim == 0 and loss.dtype.kind in "fiu":
+            loss = loss.item()
         if isinstance(loss, bool) or not isinstance(loss, (numbers.Real, np.floating, np.integer)):
             raise InvalidLoss(result, f"loss is a {type(loss).__name__}")
         loss = float(loss)
@@ -613,3 +631,29 @@ def docs_from_values(trials: Trials, domain: Domain, tids: Sequence[int],
 def spec_from_misc(misc: Mapping[str, Any]) -> dict[str, Any]:
     """``{label: value}`` of the active parameters of a trial's misc."""
     return values_from_misc_vals(misc["vals"])
+
+
+def SONify(arg: Any, memo: dict[int, Any] | None = None) -> Any:  # noqa: N802 - hyperopt's name
+    """``arg`` with numpy values turned into the Python values BSON (MongoDB) can store.
+
+    numpy scalars become ``int``/``float``, arrays nested lists, bools stay bools; dicts, lists
+    and tuples are converted recursively. Raises ``TypeError`` naming the value that has no
+    BSON form.
+    """
+    if isinstance(arg, (bool, str, bytes, int, float, type(None), datetime.datetime)):
+        return arg
+    if isinstance(arg, np.bool_):
+        return bool(arg)
+    if isinstance(arg, np.integer):
+        return int(arg)
+    if isinstance(arg, np.floating):
+        return float(arg)
+    if isinstance(arg, np.ndarray):
+        return SONify(arg.item()) if arg.ndim == 0 else [SONify(a) for a in arg]
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(SONify(a) for a in arg)
+    if isinstance(arg, Mapping):
+        return {SONify(k): SONify(v) for k, v in arg.items()}
+    if type(arg).__name__ == "ObjectId":
+        return arg
+    raise TypeError(f"SONify: {type(arg).__name__} value {arg!r} cannot be stored in BSON")

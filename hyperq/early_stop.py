@@ -31,9 +31,14 @@ def no_progress_loss(iteration_stop_count: int = 20, percent_increase: float = 0
                 break  # not finished yet: look at it next time
             n_seen += 1
             threshold = best - abs(best) * percent_increase / 100.0 if math.isfinite(best) else best
-            if ok and loss < threshold:
+            if ok and loss < threshold and math.isfinite(best):
                 best, iteration_no_progress = loss, 0
             else:
+                # As in hyperopt, the trial that sets the first best loss counts as a trial
+                # without progress: no_progress_loss(10) stops after 10 trials if the first
+                # one stays the best.
+                if ok and loss < threshold:
+                    best = loss
                 iteration_no_progress += 1
         return (iteration_no_progress >= iteration_stop_count,
                 [None if math.isinf(best) else best, iteration_no_progress, n_seen])

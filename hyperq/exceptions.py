@@ -52,6 +52,11 @@ class AllTrialsFailed(HyperqError):
     """No trial finished with status 'ok', so there is no best trial."""
 
 
+class InvalidAnnotatedParameter(HyperqError, ValueError):
+    """``fmin(fn, space="annotated")``: a parameter of ``fn`` is not annotated with an ``hp.*``
+    expression."""
+
+
 class InvalidArgument(HyperqError, ValueError):
     """A function was called with an argument it cannot use; the message says which and why."""
 

@@ -81,10 +81,13 @@ def _check_args(fn: Any, algo: Any, max_evals: Any, timeout: Any, loss_threshold
         raise InvalidArgument(f"max_evals must be a non-negative int or None, got {max_evals!r}")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(
             timeout, numbers.Real) or timeout <= 0):
-        raise InvalidArgument(f"timeout must be a positive number of seconds, got {timeout!r}")
+        # hyperopt's wording, which scripts and hyperopt's tests match on
+        raise InvalidArgument("The timeout argument should be None or a positive value. "
+                              f"Given value: {timeout}")
     if loss_threshold is not None and (isinstance(loss_threshold, bool) or not isinstance(
             loss_threshold, numbers.Real) or math.isnan(loss_threshold)):
-        raise InvalidArgument(f"loss_threshold must be a number, got {loss_threshold!r}")
+        raise InvalidArgument("The loss_threshold argument should be None or a numeric value. "
+                              f"Given value: {loss_threshold}")
     if isinstance(max_queue_len, bool) or not isinstance(max_queue_len, numbers.Integral) \
             or max_queue_len < 1:
         raise InvalidArgument(f"max_queue_len must be an int >= 1, got {max_queue_len!r}")
@@ -354,7 +357,8 @@ def fmin(fn: Callable[..., Any], space: Any, algo: Algo | None = None,
 
     Returns:
         The best trial's ``{label: value}`` (pass it to ``space_eval`` for the point itself),
-        or with ``return_argmin=False`` the best point itself (None if no trial succeeded).
+        or with ``return_argmin=False`` the best point itself (None if ``trials`` lists no
+        trial; :class:`AllTrialsFailed` if none succeeded).
     """
     if algo is None:
         from hyperq import tpe
@@ -371,6 +375,10 @@ def fmin(fn: Callable[..., Any], space: Any, algo: Algo | None = None,
             early_stop_fn=early_stop_fn, trials_save_file=trials_save_file,
             **({"pruner": pruner} if pruner is not None else {}),
         )
+    if isinstance(space, str) and space == "annotated":
+        from hyperq.annotated import space_from_annotations
+
+        fn, space = space_from_annotations(fn)
     _check_args(fn, algo, max_evals, timeout, loss_threshold, max_queue_len, early_stop_fn)
     rng = _as_rng(rstate)
     domain = Domain(fn, space, pass_expr_memo_ctrl=pass_expr_memo_ctrl)
@@ -426,7 +434,7 @@ def fmin(fn: Callable[..., Any], space: Any, algo: Algo | None = None,
                 "max_evals, or make the objective faster"
             )
         return trials.argmin
-    try:
-        return space_eval(space, trials.argmin)
-    except AllTrialsFailed:
+    if len(trials) == 0:
         return None
+    # As in hyperopt: AllTrialsFailed when trials ran but none succeeded.
+    return space_eval(space, trials.argmin)

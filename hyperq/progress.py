@@ -1,8 +1,10 @@
 """The progress bar fmin shows: trials done and the best loss so far."""
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Callable
+import sys
+from typing import Any, Callable, Iterator
 
 
 class ProgressReporter:
@@ -39,3 +41,51 @@ class ProgressReporter:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class _TqdmStdout:
+    """A stdout stand-in that prints through ``tqdm.write`` so prints do not break the bar."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def write(self, text: str) -> None:
+        from tqdm.auto import tqdm
+
+        if text.rstrip():
+            tqdm.write(text.rstrip("\n"), file=self._real)
+
+    def flush(self) -> None:
+        self._real.flush()
+
+
+@contextlib.contextmanager
+def tqdm_progress_callback(initial: int, total: int | None) -> Iterator[Any]:
+    """hyperopt's progress context: a tqdm bar (``.update(n)``, ``.postfix``) while stdout
+    goes through ``tqdm.write``; stdout is restored on exit."""
+    from tqdm.auto import tqdm
+
+    real = sys.stdout
+    sys.stdout = _TqdmStdout(real)
+    try:
+        with tqdm(total=total, initial=initial, file=real, dynamic_ncols=True,
+                  unit="trial") as bar:
+            yield bar
+    finally:
+        sys.stdout = real
+
+
+class _NoProgress:
+    postfix = ""
+
+    def update(self, n: int) -> None:
+        """Ignore progress."""
+
+
+@contextlib.contextmanager
+def no_progress_callback(initial: int, total: int | None) -> Iterator[Any]:
+    """hyperopt's silent progress context."""
+    yield _NoProgress()
+
+
+default_callback = tqdm_progress_callback

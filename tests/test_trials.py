@@ -115,8 +115,11 @@ def test_pickle_round_trip(trials):
 
 def test_best_trial_without_success_raises():
     t = Trials()
-    fmin(lambda p: {"status": STATUS_FAIL}, SPACE, algo=rand.suggest, max_evals=2, trials=t,
-         show_progressbar=False, return_argmin=False)
+    # return_argmin=False raises too, as in hyperopt (issue 12), so callers can catch it.
+    with pytest.raises(AllTrialsFailed):
+        fmin(lambda p: {"status": STATUS_FAIL}, SPACE, algo=rand.suggest, max_evals=2,
+             trials=t, show_progressbar=False, return_argmin=False)
+    assert len(t) == 2
     with pytest.raises(AllTrialsFailed):
         t.best_trial
 
