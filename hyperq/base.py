@@ -79,6 +79,34 @@ def miscs_to_idxs_vals(miscs: Iterable[Mapping[str, Any]], keys: Sequence[str] |
     return idxs, vals
 
 
+def miscs_update_idxs_vals(miscs: Sequence[dict[str, Any]], idxs: Mapping[str, Sequence[Any]],
+                           vals: Mapping[str, Sequence[Any]], assert_all_vals_used: bool = True,
+                           idxs_map: Mapping[Any, Any] | None = None) -> Sequence[dict[str, Any]]:
+    """Write the column view ``idxs``/``vals`` (see :func:`miscs_to_idxs_vals`) into ``miscs``.
+
+    Each misc gets ``idxs[label] = [tid]``, ``vals[label] = [value]`` where its tid (mapped
+    through ``idxs_map``) appears in the column, else empty lists. Raises
+    :class:`InvalidTrial` if ``assert_all_vals_used`` and a column entry matches no misc.
+    """
+    if set(idxs) != set(vals):
+        raise InvalidTrial(f"idxs and vals name different labels: {sorted(idxs)} vs {sorted(vals)}")
+    by_tid = {misc["tid"]: misc for misc in miscs}
+    for label in idxs:
+        if len(idxs[label]) != len(vals[label]):
+            raise InvalidTrial(f"idxs and vals of {label!r} have different lengths")
+        for misc in miscs:
+            misc["idxs"][label], misc["vals"][label] = [], []
+        for tid, val in zip(idxs[label], vals[label]):
+            tid = idxs_map.get(tid, tid) if idxs_map else tid
+            misc = by_tid.get(tid)
+            if misc is None:
+                if assert_all_vals_used:
+                    raise InvalidTrial(f"value of {label!r} for tid {tid!r} matches no misc")
+                continue
+            misc["idxs"][label], misc["vals"][label] = [tid], [val]
+    return miscs
+
+
 def misc_from_values(tid: int, values: Mapping[str, Any], labels: Iterable[str]) -> dict[str, Any]:
     """The ``misc`` sub-document of a trial whose active parameters are ``values``."""
     idxs, vals = {}, {}

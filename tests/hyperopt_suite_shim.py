@@ -34,8 +34,30 @@ hyperq.install_as_hyperopt()
 sys.meta_path.insert(0, _SuiteFinder())
 
 
+_outcomes: dict[str, str] = {}
+
+
+def pytest_collectreport(report):
+    if report.failed:
+        _outcomes[report.nodeid] = "error"
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or report.outcome != "passed":
+        previous = _outcomes.get(report.nodeid)
+        if previous in (None, "passed"):
+            _outcomes[report.nodeid] = "failed" if report.outcome == "failed" else report.outcome
+
+
 def pytest_sessionfinish(session, exitstatus):
-    real = [m for m, mod in sys.modules.items() if (m == "hyperopt" or m.startswith("hyperopt."))
-            and not (getattr(mod, "__name__", "") or "").startswith(("hyperq", *TEST_PACKAGES))]
-    if real:
-        raise RuntimeError(f"modules of the real hyperopt were loaded: {real}")
+    real = sorted(m for m, mod in sys.modules.items()
+                  if (m == "hyperopt" or m.startswith("hyperopt."))
+                  and not (getattr(mod, "__name__", "") or "").startswith(("hyperq",
+                                                                           *TEST_PACKAGES)))
+    out = os.environ.get("HYPERQ_HYPEROPT_SUITE_REPORT")
+    if out:
+        import json
+
+        with open(out, "w") as f:
+            json.dump({"outcomes": _outcomes, "real_hyperopt_modules": real}, f, indent=0,
+                      sort_keys=True)

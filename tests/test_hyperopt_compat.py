@@ -1,0 +1,181 @@
+"""hyperopt drop-in pieces of issue 12: install_as_hyperopt, hyperopt's Trials view, pyll nodes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mongo_server import mongo_base_uri  # noqa: F401  (fixture)
+
+from hyperq import JOB_STATE_ERROR, Trials, fmin, hp, rand
+from hyperq.base import HYPEROPT_LISTED_STATES
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _boom(_):
+    raise RuntimeError("objective failed")
+
+
+def test_hyperopt_listed_states_hide_errored_trials_like_hyperopt():
+    trials = Trials()
+    trials.listed_states = HYPEROPT_LISTED_STATES
+    assert fmin(_boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2, trials=trials,
+                catch_eval_exceptions=True, return_argmin=False, show_progressbar=False) is None
+    assert len(trials) == 0
+    assert [t["state"] for t in trials._dynamic_trials] == [JOB_STATE_ERROR] * 2
+    # hyperq's default view keeps them in sight
+    default = Trials()
+    with pytest.raises(RuntimeError):
+        fmin(_boom, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2, trials=default,
+             show_progressbar=False)
+    assert len(default) == 1 and default.trials[0]["misc"]["error"]
+
+
+FAKE_HYPEROPT = '''
+import os
+open(os.environ["FAKE_HYPEROPT_MARK"], "w").write("imported")
+raise ImportError("the real hyperopt must not be imported")
+'''
+
+PROBE = '''
+import sys
+import hyperq
+hyperq.install_as_hyperopt()
+import hyperopt
+from hyperopt import fmin, tpe, hp, Trials, STATUS_OK, space_eval
+from hyperopt.fmin import generate_trials_to_calculate
+import hyperopt.pyll, hyperopt.pyll.base, hyperopt.pyll.stochastic, hyperopt.base
+import hyperopt.tpe, hyperopt.rand, hyperopt.anneal, hyperopt.atpe, hyperopt.early_stop
+import hyperopt.exceptions, hyperopt.hp, hyperopt.pyll_utils, hyperopt.utils
+import hyperopt.criteria, hyperopt.mongoexp, hyperopt.progress
+from hyperopt.mongoexp import MongoTrials, MongoJobs, MongoWorker, main_worker
+from hyperopt.pyll import scope, as_apply
+from hyperopt.exceptions import AllTrialsFailed, InvalidAnnotatedParameter
+assert hyperopt is hyperq and callable(fmin) and fmin is hyperq.fmin
+assert hyperopt.pyll.base is sys.modules["hyperq.pyll.base"]
+assert sys.modules["hyperopt.tpe"] is sys.modules["hyperq.tpe"]
+best = fmin(lambda x: (x - 1) ** 2, hp.uniform("x", -3, 3), algo=tpe.suggest, max_evals=15,
+            show_progressbar=False, rstate=__import__("numpy").random.default_rng(0))
+assert abs(best["x"] - 1) < 1.5, best
+try:
+    import hyperopt.no_such_module
+except ImportError:
+    pass
+else:
+    raise AssertionError("a module hyperq lacks must not import")
+print("ALIAS-OK", sorted(m for m in sys.modules if m.startswith("hyperopt"))[:3])
+'''
+
+
+def test_install_as_hyperopt_serves_hyperq_and_never_loads_the_real_hyperopt(tmp_path):
+    # A fake `hyperopt` package first on sys.path records being imported: after
+    # install_as_hyperopt() every hyperopt import must be answered by hyperq instead.
+    fake = tmp_path / "site" / "hyperopt"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(FAKE_HYPEROPT)
+    for sub in ("pyll", "tpe", "base", "fmin", "mongoexp", "spark"):
+        if sub == "pyll":
+            (fake / "pyll").mkdir()
+            (fake / "pyll" / "__init__.py").write_text(FAKE_HYPEROPT)
+        else:
+            (fake / f"{sub}.py").write_text(FAKE_HYPEROPT)
+    mark = tmp_path / "imported"
+    env = {"PYTHONPATH": f"{tmp_path / 'site'}:{REPO}", "FAKE_HYPEROPT_MARK": str(mark),
+           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    # Without the switch the fake one is what `import hyperopt` finds (the test can fail).
+    plain = subprocess.run([sys.executable, "-c", "import hyperopt"], env=env,
+                           capture_output=True, text=True)
+    assert plain.returncode != 0 and mark.exists()
+    mark.unlink()
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(PROBE)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ALIAS-OK" in proc.stdout
+    assert not mark.exists(), "install_as_hyperopt() let the real hyperopt load"
+
+
+def test_install_as_hyperopt_refuses_when_the_real_hyperopt_is_loaded(tmp_path):
+    fake = tmp_path / "hyperopt"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    code = "import hyperopt, hyperq\ntry:\n    hyperq.install_as_hyperopt()\nexcept RuntimeError " \
+           "as e:\n    print('REFUSED', e)\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"})
+    assert "REFUSED" in proc.stdout and "before anything imports hyperopt" in proc.stdout
+
+
+def test_dict_nodes_have_named_args_pairs_libraries_can_extend():
+    from hyperq.pyll import as_apply
+    from hyperq.space import SearchSpace
+
+    node = as_apply({"a": hp.uniform("a", 0, 1), "b": 2})
+    assert node.name == "dict" and [k for k, _ in node.named_args] == ["a", "b"]
+    assert node.named_args[0][1].name == "hyperopt_param"
+    assert node.named_args[0][1].arg["label"].obj == "a"
+    assert node.named_args[0][1].arg["obj"].name == "uniform"
+    node.named_args.append(["c", as_apply(hp.choice("c", [1, 2]))])
+    space = SearchSpace(node)
+    assert space.labels == ["a", "c"]
+    assert space.evaluate({"a": 0.5, "c": 1}) == {"a": 0.5, "b": 2, "c": 2}
+
+
+def test_scope_hyperopt_param_builds_a_searchable_parameter():
+    from hyperq.pyll import scope
+    from hyperq.pyll.stochastic import sample
+
+    x = scope.hyperopt_param("x", scope.uniform(2, 3))
+    assert 2 <= sample({"x": x}, np.random.default_rng(0))["x"] <= 3
+    best = fmin(lambda p: p["x"], {"x": x}, algo=rand.suggest, max_evals=5,
+                show_progressbar=False, rstate=np.random.default_rng(0))
+    assert 2 <= best["x"] <= 3
+
+
+def test_hyperopt_mongo_worker_options_map_to_hyperq_worker():
+    from hyperq.mongoexp import hyperopt_worker_argv
+
+    assert hyperopt_worker_argv([]) == ["--mongo", "localhost/hyperopt", "--idle-timeout",
+                                      "120.0"]
+    argv = hyperopt_worker_argv(["--mongo", "h:1234/db", "--exp-key", "e", "--max-jobs", "3",
+                                 "--workdir", "/tmp/w", "--poll-interval", "0.5",
+                                 "--reserve-timeout", "9", "--last-job-timeout", "5",
+                                 "--max-consecutive-failures", "2", "--no-subprocesses"])
+    assert argv == ["--mongo", "h:1234/db", "--exp-key", "e", "--max-jobs", "3", "--workdir",
+                    "/tmp/w", "--poll-interval", "0.5", "--idle-timeout", "9.0"]
+    with pytest.raises(SystemExit):
+        hyperopt_worker_argv(["--no-such-option"])
+
+
+@pytest.mark.mongo
+@pytest.mark.timeout(180)
+def test_hyperopt_mongo_worker_command_serves_mongotrials(mongo_base_uri, tmp_path):
+    """`python -m hyperq.mongoexp` (hyperq-mongo-worker) with hyperopt's options, real server."""
+    import uuid
+
+    from mongo_server import record_and_square, with_database, worker_env  # noqa: F811
+
+    from hyperq.mongoexp import MongoJobs, MongoTrials
+
+    uri = with_database(mongo_base_uri, "t_compat_" + uuid.uuid4().hex[:8])
+    log_path = tmp_path / "evals.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperq.mongoexp", "--mongo", uri, "--exp-key", "compat",
+         "--max-jobs", "4", "--reserve-timeout", "60", "--poll-interval", "0.05"],
+        env=worker_env(HYPERQ_TEST_LOG=str(log_path)), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    try:
+        trials = MongoTrials(uri, exp_key="compat")
+        fmin(record_and_square, {"x": hp.uniform("x", -5, 5)}, algo=rand.suggest, max_evals=4,
+             trials=trials, show_progressbar=False)
+        assert proc.wait(timeout=60) == 0  # --max-jobs 4 reached
+        assert len(log_path.read_text().splitlines()) == 4
+        assert MongoJobs.new_from_connection_str(uri).count({"exp_key": "compat"}) == 4
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
