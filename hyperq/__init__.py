@@ -21,7 +21,9 @@ from hyperq.exceptions import (
     InvalidResultStatus, InvalidTrial,
 )
 from hyperq.asktell import AskedTrial, AskTell
-from hyperq.fmin import fmin, generate_trials_to_calculate, space_eval
+from hyperq.fmin import (
+    fmin, fmin_pass_expr_memo_ctrl, generate_trials_to_calculate, partial, space_eval,
+)
 from hyperq.intermediate import TrialHandle, TrialPruned, get_trial
 from hyperq.process import ProcessTrials
 from hyperq.version import __version__
@@ -31,7 +33,8 @@ __all__ = [
     "fmin", "space_eval", "hp", "tpe", "rand", "anneal", "atpe", "grid", "pyll", "pyll_utils",
     "early_stop",
     "exceptions", "Trials", "Domain", "Ctrl", "trials_from_docs",
-    "generate_trials_to_calculate", "MongoTrials", "SparkTrials", "report", "ProcessTrials",
+    "generate_trials_to_calculate", "fmin_pass_expr_memo_ctrl", "partial", "FMinIter",
+    "MongoTrials", "SparkTrials", "report", "ProcessTrials",
     "STATUS_NEW", "STATUS_RUNNING", "STATUS_SUSPENDED", "STATUS_OK", "STATUS_FAIL",
     "STATUS_STRINGS", "JOB_STATE_NEW", "JOB_STATE_RUNNING", "JOB_STATE_DONE",
     "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "JOB_STATES", "AllTrialsFailed", "BadSearchSpace",
@@ -51,6 +54,10 @@ def __getattr__(name: str) -> Any:
         from hyperq.reporting import report
 
         return report
+    if name == "FMinIter":
+        from hyperq.fmin_iter import FMinIter
+
+        return FMinIter
     if name == "SparkTrials":
         from hyperq.spark import SparkTrials
 

@@ -22,6 +22,7 @@ import numpy as np
 from hyperq.exceptions import AllTrialsFailed, InvalidLoss, InvalidResultStatus, InvalidTrial
 from hyperq.intermediate import run_objective
 from hyperq.space import SearchSpace
+from hyperq import pyll  # noqa: E402,F401 - hyperopt code reads hyperopt.base.pyll
 
 logger = logging.getLogger(__name__)
 

@@ -99,6 +99,31 @@ def _check_args(fn: Any, algo: Any, max_evals: Any, timeout: Any, loss_threshold
         )
 
 
+def fmin_pass_expr_memo_ctrl(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an objective to be called as ``f(expr=..., memo=..., ctrl=...)`` (hyperopt's
+    decorator; same as ``fmin(..., pass_expr_memo_ctrl=True)``)."""
+    f.fmin_pass_expr_memo_ctrl = True
+    return f
+
+
+def partial(fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
+    """``functools.partial`` that keeps ``fmin_pass_expr_memo_ctrl`` (hyperopt's helper)."""
+    import functools
+
+    rval = functools.partial(fn, **kwargs)
+    if hasattr(fn, "fmin_pass_expr_memo_ctrl"):
+        rval.fmin_pass_expr_memo_ctrl = fn.fmin_pass_expr_memo_ctrl
+    return rval
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FMinIter":  # hyperopt.fmin.FMinIter; defined on top of this module's loop
+        from hyperq.fmin_iter import FMinIter
+
+        return FMinIter
+    raise AttributeError(f"module 'hyperq.fmin' has no attribute {name!r}")
+
+
 def load_trials(path: str) -> Trials:
     """Load a Trials saved by fmin's ``trials_save_file``."""
     with open(path, "rb") as f:

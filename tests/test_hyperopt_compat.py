@@ -179,3 +179,32 @@ def test_hyperopt_mongo_worker_command_serves_mongotrials(mongo_base_uri, tmp_pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_fmin_iter_runs_in_steps_like_hyperopt_sklearn_uses_it():
+    from hyperq import Domain, FMinIter, fmin_pass_expr_memo_ctrl, tpe
+    from hyperq.pyll import rec_eval
+
+    @fmin_pass_expr_memo_ctrl
+    def objective(expr, memo, ctrl):
+        point = rec_eval(expr, memo=memo)
+        return (point["x"] - 1) ** 2
+
+    domain = Domain(objective, {"x": hp.uniform("x", -3, 3)})
+    assert domain.pass_expr_memo_ctrl
+    trials = Trials()
+    it = FMinIter(tpe.suggest, domain, trials, rstate=np.random.default_rng(0), max_evals=12,
+                  show_progressbar=False)
+    it.run(3)
+    assert len(trials) == 3
+    assert next(it) is trials and len(trials) == 4
+    it.exhaust()
+    assert len(trials) == 12
+    assert abs(trials.argmin["x"] - 1) < 1.5
+    with pytest.raises(StopIteration):
+        next(it)
+    bad = FMinIter(tpe.suggest, Domain(_boom, hp.uniform("x", 0, 1)), Trials(),
+                   rstate=np.random.default_rng(0), max_evals=2, show_progressbar=False)
+    bad.catch_eval_exceptions = True
+    bad.exhaust()
+    assert [t["state"] for t in bad.trials.trials] == [JOB_STATE_ERROR] * 2

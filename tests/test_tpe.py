@@ -9,6 +9,7 @@ import pytest
 
 from hyperq import JOB_STATE_RUNNING, STATUS_FAIL, Trials, fmin, hp, rand, tpe
 from hyperq.base import Domain, docs_from_values
+from hyperq.exceptions import AllTrialsFailed
 from hyperq.pyll import scope
 
 SPACE = {
@@ -117,10 +118,11 @@ def test_failed_and_nan_trials_steer_the_search_away():
 
 def test_all_failures_fall_back_to_random_search():
     t = Trials()
-    point = fmin(lambda p: {"status": STATUS_FAIL}, SPACE, algo=tpe.suggest, max_evals=30,
-                 trials=t, show_progressbar=False, return_argmin=False,
-                 rstate=np.random.default_rng(0))
-    assert point is None and len(t) == 30
+    with pytest.raises(AllTrialsFailed):  # return_argmin=False raises, as in hyperopt (issue 12)
+        fmin(lambda p: {"status": STATUS_FAIL}, SPACE, algo=tpe.suggest, max_evals=30,
+             trials=t, show_progressbar=False, return_argmin=False,
+             rstate=np.random.default_rng(0))
+    assert len(t) == 30
 
 
 def test_conditional_branches_each_get_explored_and_modeled():
