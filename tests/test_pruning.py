@@ -108,8 +108,12 @@ def test_get_trial_outside_an_evaluation_is_a_detached_handle():
 
 
 def test_an_objective_may_return_status_pruned_itself():
-    trials = run(None, n=2, fn=lambda p: {"status": "pruned", "loss": 3.0}, algo=rand.suggest,
-                 return_argmin=False)
+    trials = Trials()
+    # every trial pruned, none 'ok': AllTrialsFailed, as hyperopt raises for return_argmin=False
+    with pytest.raises(hyperq.AllTrialsFailed):
+        fmin(lambda p: {"status": "pruned", "loss": 3.0}, SPACE, algo=rand.suggest,
+             max_evals=2, trials=trials, show_progressbar=False, return_argmin=False,
+             rstate=np.random.default_rng(0))
     assert [t["result"]["status"] for t in trials.trials] == [STATUS_PRUNED] * 2
 
 
