@@ -208,3 +208,47 @@ def test_fmin_iter_runs_in_steps_like_hyperopt_sklearn_uses_it():
     bad.catch_eval_exceptions = True
     bad.exhaust()
     assert [t["state"] for t in bad.trials.trials] == [JOB_STATE_ERROR] * 2
+
+
+
+# A space pickled by hyperq 0.1.0 before issue 12 (trials_save_file, MongoDB domains) with
+#   {"lr": hp.loguniform("lr", log(1e-4), log(1e-1)),
+#    "layers": scope.int(hp.quniform("layers", 1, 4, 1)),
+#    "model": hp.choice("model", [{"kind": "mlp", "d": hp.uniform("d", 0, 0.5)},
+#                                 ["lin", 1 + hp.randint("r", 3)]]),
+#    "pair": (hp.normal("n", 0, 1), "k")}
+OLD_SPACE_PICKLE = (
+    "gASVLQMAAAAAAAB9lCiMAmxylIwQaHlwZXJxLnB5bGwuYmFzZZSMBVBhcmFtlJOUKYGUfZQojAVsYWJlbJRoAYwE"
+    "ZGlzdJSMGWh5cGVycS5weWxsLmRpc3RyaWJ1dGlvbnOUjAdVbmlmb3JtlJOUKYGUfZQojAdpbnRlZ2VylImMAXGU"
+    "TowDbG9nlIiMA2xvd5RHwCJrsbu1VRWMBGhpZ2iUR8ACa7G7tVUVdWJ1YowGbGF5ZXJzlGgCjAVBcHBseZSTlCmB"
+    "lH2UKIwEbmFtZZSMA2ludJSMCHBvc19hcmdzlF2UaAQpgZR9lChoB2gTaAhoCymBlH2UKGgOiWgPRz/wAAAAAAAA"
+    "aBCJaBFHP/AAAAAAAABoEkdAEAAAAAAAAHVidWJhjApuYW1lZF9hcmdzlH2UdWKMBW1vZGVslGgCjAZTd2l0Y2iU"
+    "k5QpgZR9lCiMBWluZGV4lGgEKYGUfZQoaAdoImgIaAmMC0NhdGVnb3JpY2FslJOUKYGUfZQoaA6JjAVwcm9ic5RH"
+    "P+AAAAAAAABHP+AAAAAAAACGlHVidWKMB29wdGlvbnOUXZQoaBUpgZR9lChoGIwEZGljdJRoGl2UKGgCjAdMaXRl"
+    "cmFslJOUKYGUTn2UjAV2YWx1ZZSMBGtpbmSUjAFklIaUc4aUYmg3KYGUTn2UaDqMA21scJRzhpRiaAQpgZR9lCho"
+    "B2g8aAhoCymBlH2UKGgOiWgPTmgQiWgRRwAAAAAAAAAAaBJHP+AAAAAAAAB1YnViZWggfZR1YmgVKYGUfZQoaBiM"
+    "BGxpc3SUaBpdlChoNymBlE59lGg6jANsaW6Uc4aUYmgVKYGUfZQoaBiMA2FkZJRoGl2UKGg3KYGUTn2UaDpLAXOG"
+    "lGJoBCmBlH2UKGgHjAFylGgIaAmMB1JhbmRJbnSUk5QpgZR9lChoDoloEUsAaBJLA3VidWJlaCB9lHViZWggfZR1"
+    "YmV1YowEcGFpcpRoBCmBlH2UKGgHjAFulGgIaAmMBk5vcm1hbJSTlCmBlH2UKGgOiWgPTmgQiYwCbXWURwAAAAAA"
+    "AAAAjAVzaWdtYZRHP/AAAAAAAAB1YnVijAFrlIaUdS4="
+)
+
+
+def test_spaces_pickled_before_the_node_model_change_still_load_and_evaluate():
+    import base64
+    import pickle
+
+    from hyperq.space import SearchSpace
+
+    space = SearchSpace(pickle.loads(base64.b64decode(OLD_SPACE_PICKLE)))
+    assert sorted(space.labels) == ["d", "layers", "lr", "model", "n", "r"]
+    assert space.conditions["d"] == [(("model", 0),)]
+    values = {"lr": 0.01, "layers": 2.0, "model": 1, "r": 2, "n": 0.5}
+    assert space.evaluate(values) == {"lr": 0.01, "layers": 2, "model": ["lin", 3],
+                                      "pair": (0.5, "k")}
+    assert space.evaluate({**values, "model": 0, "d": 0.25})["model"] == {"kind": "mlp",
+                                                                          "d": 0.25}
+    assert space.expr.name == "dict" and space.expr.named_args[0][0] == "lr"
+    best = fmin(lambda p: p["lr"], space.expr, algo=rand.suggest, max_evals=3,
+                show_progressbar=False, rstate=np.random.default_rng(0))
+    assert set(best) >= {"lr", "layers", "model", "n"}

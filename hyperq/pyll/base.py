@@ -61,7 +61,10 @@ class Apply:
         self.pure = pure
         self.define_params = define_params
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # pickled with __slots__ (Literal before issue 12)
+            state = {**(state[0] or {}), **(state[1] or {})}
+        state = _upgrade_state(self, dict(state))
         self.__dict__.update(state)
         if state.get("define_params"):  # a function defined on the driver, unknown here
             scope.define_if_new(**state["define_params"])
@@ -268,6 +271,40 @@ class Apply:
             "a search-space expression has no truth value until it is sampled; "
             "use scope.switch or hp.choice for conditional spaces"
         )
+
+
+def _upgrade_state(node: Apply, state: dict[str, Any]) -> dict[str, Any]:
+    """The state of a node pickled by hyperq before issue 12 (spaces in saved trials files and
+    MongoDB domains) in today's form: Literal ``value``, Param/Switch without ``pos_args``,
+    ``named_args`` dicts, dict nodes with a keys literal, ``list`` nodes."""
+    if isinstance(state.get("named_args"), list) and "name" in state:
+        return state
+    base = {"named_args": [], "o_len": None, "pure": True, "define_params": None}
+    if isinstance(node, Literal) and "value" in state:
+        value = state.pop("value")
+        try:
+            o_len = len(value)
+        except (AttributeError, TypeError):
+            o_len = None
+        return {**base, **state, "name": "literal", "pos_args": [], "o_len": o_len,
+                "_obj": value}
+    if isinstance(node, Param) and "dist" in state:
+        return {**base, **state, "name": "hyperopt_param",
+                "pos_args": [Literal(state["label"]), prior_node(state["dist"])]}
+    if isinstance(node, Switch) and "options" in state:
+        return {**base, "name": "switch",
+                "pos_args": [state.pop("index"), *state.pop("options")]}
+    out = {**base, "pure": False, **state}
+    named = out["named_args"]
+    out["named_args"] = [[k, v] for k, v in (named.items() if isinstance(named, dict) else named)]
+    if out["name"] == "dict" and out["pos_args"] and not out["named_args"]:
+        keys_node, *values = out["pos_args"]
+        keys = getattr(keys_node, "_obj", getattr(keys_node, "value", None))
+        out["pos_args"], out["named_args"] = [], [[k, v] for k, v in zip(keys, values)]
+        out["o_len"] = len(keys)
+    elif out["name"] == "list":
+        out["name"], out["as_list"] = "pos_args", True
+    return out
 
 
 #: hyperq's earlier name for :class:`Apply`.
