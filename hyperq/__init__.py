@@ -62,4 +62,10 @@ def __getattr__(name: str) -> Any:
         from hyperq.spark import SparkTrials
 
         return SparkTrials
+    if not name.startswith("_"):  # submodules load on first use: hyperq.utils, hyperq.spark, ...
+        import importlib
+        import importlib.util
+
+        if importlib.util.find_spec(f"hyperq.{name}") is not None:
+            return importlib.import_module(f"hyperq.{name}")
     raise AttributeError(f"module 'hyperq' has no attribute {name!r}")

@@ -47,6 +47,9 @@ import sys
 import hyperq
 hyperq.install_as_hyperopt()
 import hyperopt
+# submodules are attributes without importing them, as after `import hyperopt` (Ray Tune
+# calls hpo.utils.use_obj_for_literal_in_memo after `import hyperopt as hpo`)
+assert callable(hyperopt.utils.use_obj_for_literal_in_memo) and hyperopt.criteria.UCB(0, 1, 1)
 from hyperopt import fmin, tpe, hp, Trials, STATUS_OK, space_eval
 from hyperopt.fmin import generate_trials_to_calculate
 import hyperopt.pyll, hyperopt.pyll.base, hyperopt.pyll.stochastic, hyperopt.base
@@ -252,3 +255,43 @@ def test_spaces_pickled_before_the_node_model_change_still_load_and_evaluate():
     best = fmin(lambda p: p["lr"], space.expr, algo=rand.suggest, max_evals=3,
                 show_progressbar=False, rstate=np.random.default_rng(0))
     assert set(best) >= {"lr", "layers", "model", "n"}
+
+
+def test_driving_suggest_by_hand_as_ray_tune_does():
+    """The loop of Ray Tune's HyperOptSearch: suggest one trial, evaluate the space through a
+    memo, then mark the document DONE by hand."""
+    import functools
+
+    import hyperq as hpo
+    from hyperq.fmin import generate_trials_to_calculate
+
+    space = {"x": hp.uniform("x", -5, 5), "m": hp.choice("m", ["a", "b"])}
+    domain = hpo.base.Domain(lambda spc: spc, space)
+    trials = generate_trials_to_calculate([{"x": 1.0, "m": 0}])
+    algo = functools.partial(hpo.tpe.suggest, n_startup_jobs=5)
+    rstate = np.random.default_rng(0)
+    seen = []
+    for i in range(20):
+        if i == 0:
+            trial = trials.trials[0]
+        else:
+            new_ids = trials.new_trial_ids(1)
+            trials.refresh()
+            docs = algo(new_ids, domain, trials, rstate.integers(2**31 - 1))
+            trials.insert_trial_docs(docs)
+            trials.refresh()
+            trial = trials.trials[-1]
+        config = hpo.base.spec_from_misc(trial["misc"])
+        ctrl = hpo.base.Ctrl(trials, current_trial=trial)
+        memo = domain.memo_from_config(config)
+        hpo.utils.use_obj_for_literal_in_memo(domain.expr, ctrl, hpo.base.Ctrl, memo)
+        point = hpo.pyll.rec_eval(domain.expr, memo=memo,
+                                  print_node_on_error=domain.rec_eval_print_node_on_error)
+        seen.append(point)
+        trial["state"] = hpo.JOB_STATE_DONE
+        trial["result"] = {"loss": (point["x"] - 2) ** 2 + (point["m"] == "b"), "status": "ok"}
+        trials.refresh()
+    assert seen[0] == {"x": 1.0, "m": "a"}
+    assert len(trials) == 20 and trials.best_trial["result"]["loss"] < 0.5
+    switch = space["m"]  # Ray reads the options of a choice from the node
+    assert switch.name == "switch" and [a.obj for a in switch.pos_args[1:]] == ["a", "b"]
