@@ -31,3 +31,7 @@ main.add_command(report_command)
 from hyperq.ops.commands import register as _register_ops  # noqa: E402  (issue 6: operators)
 
 _register_ops(main)
+
+from hyperq.dashboard.cli import dashboard_command  # noqa: E402  (issue 15: `hyperq dashboard`)
+
+main.add_command(dashboard_command)
