@@ -11,6 +11,7 @@ visible changed, so an idle browser's poll is answered with a few bytes.
 from __future__ import annotations
 
 import datetime
+import heapq
 import logging
 import math
 import threading
@@ -112,11 +113,17 @@ class LiveExperiment:
             self._intermediate.clear()
         for doc in docs:
             tid = doc.get("tid")
-            reports = _intermediate(doc)
-            compact = {k: v for k, v in doc.items() if k not in ("intermediate", "_id")}
-            if self._docs.get(tid) != compact:
+            has_reports = "intermediate" in doc
+            compact = {k: v for k, v in doc.items() if k != "intermediate"} \
+                if has_reports else doc
+            if full:
+                self._docs[tid] = compact
+            elif self._docs.get(tid) != compact:
                 self._docs[tid] = compact
                 changed = True
+            if not has_reports:
+                continue
+            reports = _intermediate(doc)
             if reports is not None:
                 entry = {"tid": tid, "state": doc.get("state"),
                          "status": (doc.get("result") or {}).get("status"),
@@ -126,7 +133,7 @@ class LiveExperiment:
                         or old["status"] != entry["status"]:
                     self._intermediate[tid] = entry
                     changed = True
-            elif tid in self._intermediate and "intermediate" in doc:
+            elif tid in self._intermediate:
                 del self._intermediate[tid]  # re-run: the reports start again
                 changed = True
         if len(self._intermediate) > self.keep_intermediate:
@@ -181,27 +188,37 @@ class LiveExperiment:
         return view
 
     def _build(self) -> dict[str, Any]:
-        docs = list(self._docs.values())
         now = self._now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-        ok = sorted(((d["tid"], _loss(d)) for d in docs if _is_ok(d)), key=lambda p: p[0])
-        best = min(ok, key=lambda p: (p[1], p[0]), default=None)
-        finished = [d for d in docs if d.get("state") in (DONE, ERROR)]
         recent_cut = now - datetime.timedelta(seconds=THROUGHPUT_WINDOW_S)
-        n_recent = sum(1 for d in finished if (_naive(d.get("refresh_time")) or now) >= recent_cut
-                       and _naive(d.get("refresh_time")) is not None)
-        starts = [t for t in (_naive(d.get("book_time")) for d in docs) if t is not None]
-        span = THROUGHPUT_WINDOW_S
-        if starts:
-            span = min(span, (now - min(starts)).total_seconds())
-        per_minute = n_recent * 60.0 / max(span, 1.0) if n_recent else 0.0
-        latest = sorted(finished, key=lambda d: (_naive(d.get("refresh_time"))
-                                                  or datetime.datetime.min, d.get("tid", 0)),
-                        reverse=True)[:10]
+        ok: list[tuple[int, float]] = []
+        finished: list[tuple[datetime.datetime, int, dict[str, Any]]] = []
         statuses: dict[str, int] = {}
-        for d in docs:
-            if d.get("state") == DONE:
-                s = str((d.get("result") or {}).get("status"))
-                statuses[s] = statuses.get(s, 0) + 1
+        first_start: datetime.datetime | None = None
+        n_recent = 0
+        for d in self._docs.values():  # one pass: this runs on every change
+            state = d.get("state")
+            start = _naive(d.get("book_time"))
+            if start is not None and (first_start is None or start < first_start):
+                first_start = start
+            if state not in (DONE, ERROR):
+                continue
+            end = _naive(d.get("refresh_time"))
+            finished.append((end or datetime.datetime.min, d.get("tid", 0), d))
+            if end is not None and end >= recent_cut:
+                n_recent += 1
+            if state == DONE:
+                status = str((d.get("result") or {}).get("status"))
+                statuses[status] = statuses.get(status, 0) + 1
+                loss = _loss(d)
+                if status == "ok" and loss is not None:
+                    ok.append((d["tid"], loss))
+        ok.sort(key=lambda p: p[0])
+        best = min(ok, key=lambda p: (p[1], p[0]), default=None)
+        span = THROUGHPUT_WINDOW_S
+        if first_start is not None:
+            span = min(span, (now - first_start).total_seconds())
+        per_minute = n_recent * 60.0 / max(span, 1.0) if n_recent else 0.0
+        latest = [d for _, _, d in heapq.nlargest(10, finished, key=lambda f: (f[0], f[1]))]
         intermediate = sorted(self._intermediate.values(), key=lambda e: e["tid"])
         return {
             "version": self._version,

@@ -15,6 +15,7 @@ dashboard and ``hyperq status`` / ``requeue`` / ``cancel`` follow the same rules
 """
 from __future__ import annotations
 
+import collections
 import datetime
 import logging
 import os
@@ -61,7 +62,7 @@ ROW_PROJECTION = {
     "result.failure": 1, "misc.vals": 1, "misc.error": 1, "book_time": 1, "refresh_time": 1,
     "worker": 1, "owner": 1, "attempt": 1,
 }
-LIVE_PROJECTION = {**ROW_PROJECTION, "intermediate": 1}
+LIVE_PROJECTION = {**ROW_PROJECTION, "intermediate": 1, "_id": 0}
 
 
 @dataclass
@@ -412,9 +413,9 @@ class FileSource(TrialSource):
 
     def state_counts(self, exp_key: Any) -> dict[str, int]:
         counts = {name: 0 for name in STATE_CODES}
-        for doc in self._of(exp_key):
-            name = queries.state_name(doc.get("state"))
-            counts[name] = counts.get(name, 0) + 1
+        for state, n in collections.Counter(d.get("state") for d in self._of(exp_key)).items():
+            name = queries.state_name(state)
+            counts[name] = counts.get(name, 0) + n
         return counts
 
     def changes(self, exp_key: Any, cursor: Any) -> tuple[list[dict[str, Any]], Any, bool]:

@@ -139,7 +139,8 @@
       interBox,
       h('h2', {text: 'Trials'}), table.node,
       h('h2', {text: 'Parameters'}), paramBox);
-    var version = null, lastParams = 0, paramsVersion = null, lastTable = 0, tableVersion = null;
+    var version = null, lastParams = 0, paramsVersion = null, lastTable = Date.now(), tableVersion = null;
+    table.reload();  // at once, in parallel with the first live view
     every(1000, function () {
       var url = '/api/live?key=' + encodeURIComponent(label) + (version === null ? '' : '&since=' + version);
       return api(url).then(function (v) {
@@ -149,7 +150,8 @@
           renderLive(v, label, curveBox, side, interBox);
           actions.update(v);
         }
-        if (tableVersion !== version && now - lastTable > 1500) {
+        if (tableVersion === null) tableVersion = version;  // loaded above
+        else if (tableVersion !== version && now - lastTable > 1500) {
           tableVersion = version; lastTable = now; table.reload();
         }
         if (paramsVersion !== version && now - lastParams > 5000 && (v.unchanged || v.curve.n_ok > 0)) {

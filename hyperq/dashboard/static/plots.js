@@ -26,7 +26,7 @@
     var lo = Infinity, hi = -Infinity;
     values.forEach(function (v) { if (v !== null && isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } });
     if (lo === Infinity) return [0, 1];
-    if (lo === hi) { lo -= 0.5; hi += 0.5; }
+    if (lo === hi) { var pad = Math.abs(lo) * 0.1 || 0.5; lo -= pad; hi += pad; }
     return [lo, hi];
   }
   function scale(dom, range, log) {
@@ -55,9 +55,17 @@
       el('line', {x1: m.l, x2: w - m.r, y1: y(v), y2: y(v), 'class': 'grid'}, svg);
       text(svg, m.l - 5, y(v) + 4, fmt(v), 'end');
     });
-    if (!opts.xcats) x.ticks(5).forEach(function (v) {
-      text(svg, x(v), h - m.b + 15, opts.xint ? String(Math.round(v)) : fmt(v));
-    });
+    if (!opts.xcats) {
+      var shown = {};
+      x.ticks(5).forEach(function (v) {
+        if (opts.xint) {  // whole numbers only, each once
+          v = Math.round(v);
+          if (shown[v] || v < xdom[0] || v > xdom[1]) return;
+          shown[v] = true;
+        }
+        text(svg, x(v), h - m.b + 15, opts.xint ? String(v) : fmt(v));
+      });
+    }
     el('line', {x1: m.l, x2: w - m.r, y1: h - m.b, y2: h - m.b, 'class': 'axis'}, svg);
     el('line', {x1: m.l, x2: m.l, y1: m.t, y2: h - m.b, 'class': 'axis'}, svg);
     if (opts.xlabel) text(svg, (m.l + w - m.r) / 2, h - 4, opts.xlabel);
@@ -75,9 +83,11 @@
   // best-so-far curve: points [[tid, loss]], best [[tid, loss]] (improvements)
   function curve(points, best, opts) {
     opts = opts || {};
-    var losses = points.map(function (p) { return p[1]; });
+    // the axes cover the drawn points and the best-so-far steps (which a sample may miss)
+    var all = points.concat(best);
+    var losses = all.map(function (p) { return p[1]; });
     var ylog = useLog(losses);
-    var xs = extent(points.map(function (p) { return p[0]; }));
+    var xs = extent(all.map(function (p) { return p[0]; }));
     var f = frame({width: opts.width, height: opts.height, xlabel: 'trial id', ylabel: ylog ? 'loss (log)' : 'loss',
                    ylog: ylog, xint: true, label: 'best loss so far'}, xs, extent(losses));
     var g = el('g', {'class': 'points'}, f.svg);

@@ -1,0 +1,411 @@
+"""The dashboard end to end in headless Chromium (Playwright): a real MongoDB-protocol server,
+real `hyperq-worker` processes and a real driver; and a 10,000-trial trials file.
+
+Set HYPERQ_DASHBOARD_SCREENSHOTS=DIR to keep the screenshots (docs/dashboard.md uses them).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import random
+import shutil
+import socket
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+pytest.importorskip("pandas")
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+import pymongo  # noqa: E402
+from mongo_server import Workers, mongo_base_uri, wait_until, with_database, worker_env  # noqa: E402,F401
+
+from hyperq import fmin, hp, rand  # noqa: E402
+from hyperq.dashboard.app import create_app  # noqa: E402
+from hyperq.dashboard.sources import FileSource, MongoSource  # noqa: E402
+from hyperq.mongo.trials import MongoTrials  # noqa: E402
+from hyperq.ops.connection import open_store  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
+                       "(Debian: apt-get install -y chromium)"),
+    pytest.mark.timeout(240),
+]
+TOKEN = "test-token-0123456789"
+SHOTS = os.environ.get("HYPERQ_DASHBOARD_SCREENSHOTS")
+SPACE = {"x": hp.uniform("x", -5, 5), "act": hp.choice("act", ["relu", "tanh"])}
+N_TRIALS = 14
+
+
+def dash_objective(params):
+    """Imported by the workers: fails the first time it sees an x above 3, then succeeds."""
+    time.sleep(float(os.environ.get("HYPERQ_DASH_SLEEP", "0.3")))
+    x = params["x"]
+    marker = os.path.join(os.environ["HYPERQ_DASH_DIR"], f"{x!r}")
+    if x > 3 and not os.path.exists(marker):
+        open(marker, "w").close()
+        raise ValueError(f"x too large the first time: {x:.3f}")
+    return {"loss": (x - 1.0) ** 2 + (0.3 if params["act"] == "tanh" else 0.0), "status": "ok"}
+
+
+# -- the server and the browser ---------------------------------------------------------------
+@contextlib.contextmanager
+def serve(app):
+    """Run ``app`` with uvicorn on a free loopback port in a thread; yield its URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 30, "the dashboard to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    # the tests' own probes (wait_for_function) are evaluated strings, which the dashboard's
+    # CSP forbids; test_the_page_runs_under_its_csp loads the page with the CSP in force
+    strict = getattr(request, "param", None) == "strict"
+    context = browser.new_context(viewport={"width": 1300, "height": 900}, bypass_csp=not strict)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    # (ERR_CONNECTION_REFUSED: the page polls on after a test stopped its server)
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error"
+          and "ERR_CONNECTION_REFUSED" not in m.text else None)
+    pg.set_default_timeout(20_000)
+    pg.reported_errors = errors
+    yield pg
+    context.close()
+    assert not errors, f"the page reported errors: {errors}"
+
+
+def shot(pg, name, tmp_path):
+    path = tmp_path / f"{name}.png"
+    pg.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 20_000, "the screenshot is blank"
+    if SHOTS:
+        os.makedirs(SHOTS, exist_ok=True)
+        shutil.copy(path, os.path.join(SHOTS, f"{name}.png"))
+
+
+def text(pg, selector):
+    return pg.locator(selector).inner_text().strip()
+
+
+def within_2s(pg, js, arg):
+    """Wait (at most 2 s, no reload) until the page's ``js(arg)`` is true."""
+    pg.wait_for_function(js, arg=arg, timeout=2000, polling=100)
+
+
+# -- a real cluster: server, driver, worker ---------------------------------------------------
+class Cluster:
+    def __init__(self, uri, pool, tmp):
+        self.uri, self.pool, self.tmp = uri, pool, tmp
+        self.client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+        self.db = self.client.get_default_database()
+        self.driver: threading.Thread | None = None
+        self.worker = None
+
+    def count(self, exp_key, *states):
+        return self.db.jobs.count_documents({"exp_key": exp_key, "state": {"$in": list(states)}})
+
+    def start_driver(self, exp_key, n):
+        def run():
+            fmin(dash_objective, SPACE, algo=rand.suggest, max_evals=n, max_queue_len=1,
+                 trials=MongoTrials(self.uri, exp_key=exp_key), show_progressbar=False,
+                 rstate=np.random.default_rng(5), catch_eval_exceptions=True)
+
+        self.driver = threading.Thread(target=run, daemon=True)
+        self.driver.start()
+
+
+@pytest.fixture(scope="module")
+def cluster(mongo_base_uri, tmp_path_factory):  # noqa: F811
+    uri = with_database(mongo_base_uri, "dash_" + uuid.uuid4().hex[:8])
+    tmp = tmp_path_factory.mktemp("dash-cluster")
+    pool = Workers(tmp)
+    c = Cluster(uri, pool, tmp)
+    env = worker_env(HYPERQ_DASH_DIR=str(tmp), HYPERQ_DASH_SLEEP="0.4")
+    c.worker = pool.start(uri, "--exp-key", "live", "--lease", "5", env=env)
+    try:
+        yield c
+    finally:
+        pool.stop_all()
+        if c.driver is not None:
+            c.driver.join(60)
+        c.client.drop_database(c.db.name)
+        c.client.close()
+
+
+@pytest.fixture(scope="module")
+def store(cluster):
+    return open_store(cluster.uri)
+
+
+def test_counts_and_curve_update_live_while_workers_finish_trials(cluster, store, page,
+                                                                    tmp_path):
+    cluster.start_driver("live", N_TRIALS)
+    wait_until(lambda: cluster.count("live", 2) >= 2, 90, "two finished trials")
+    with serve(create_app(MongoSource(store))) as url:
+        page.goto(f"{url}/experiment?key=live")
+        page.wait_for_selector("#curve svg[data-points]")
+        page.evaluate("window.__notReloaded = true")
+        assert page.locator("#requeue").is_disabled(), "read-only without a token"
+        assert "--token" in text(page, "#actions-why")
+
+        seen = set()
+        while cluster.driver.is_alive() or len(seen) < 3:
+            finished = cluster.count("live", 2, 3)
+            if finished not in seen:
+                seen.add(finished)
+                within_2s(page, """n => (+document.getElementById('count-done').innerText) +
+                                     (+document.getElementById('count-error').innerText) >= n""",
+                          finished)
+                ok = cluster.db.jobs.count_documents({"exp_key": "live", "state": 2})
+                within_2s(page, """n => +document.querySelector('#curve svg')
+                                     .getAttribute('data-points') >= n""", ok)
+            if not cluster.driver.is_alive() and len(seen) < 3:
+                break
+            time.sleep(0.1)
+        assert len(seen) >= 3, f"the page followed too few changes: {sorted(seen)}"
+
+        # at the end the page agrees with the database exactly
+        cluster.driver.join(60)
+        done, errors = cluster.count("live", 2), cluster.count("live", 3)
+        too_large = cluster.db.jobs.count_documents({"exp_key": "live", "misc.vals.x": {"$gt": 3}})
+        why = [(d["misc"]["vals"], d["misc"].get("error")) for d in cluster.db.jobs.find({"exp_key": "live", "state": 3})]
+        assert done + errors == N_TRIALS and errors == too_large >= 2, why
+        within_2s(page, """c => document.getElementById('count-done').innerText == c[0] &&
+                              document.getElementById('count-error').innerText == c[1] &&
+                              document.getElementById('count-total').innerText == c[2]""",
+                  [str(done), str(errors), str(N_TRIALS)])
+        best = cluster.db.jobs.find_one({"exp_key": "live", "state": 2},
+                                        sort=[("result.loss", 1)])
+        assert text(page, "#best-loss").endswith(f"(#{best['tid']})")
+        assert page.evaluate("window.__notReloaded") is True
+        page.wait_for_selector("#importance svg")
+        page.wait_for_selector("#parallel svg")
+        assert page.locator("#loss-vs-params svg").count() == 2
+        rows = page.locator("#trials-body tr[data-tid]")
+        assert rows.count() == N_TRIALS and rows.first.get_attribute("data-tid") == str(
+            N_TRIALS - 1)
+        shot(page, "dashboard-experiment", tmp_path)
+
+        # the experiments page
+        page.goto(f"{url}/")
+        row = page.locator("#experiments tr[data-key='live']")
+        row.wait_for()
+        assert row.locator("td").nth(2).inner_text() == str(N_TRIALS)
+        shot(page, "dashboard-experiments", tmp_path)
+
+        # the trial view of a failed trial: error and traceback
+        failed = cluster.db.jobs.find_one({"exp_key": "live", "state": 3})
+        page.goto(f"{url}/trial?key=live&tid={failed['tid']}")
+        page.wait_for_selector("#traceback")
+        assert "ValueError: x too large the first time" in text(page, "#error")
+        assert "dash_objective" in text(page, "#traceback")
+        assert "--secret" in text(page, "#parameters-note")
+
+        # the workers view
+        page.goto(f"{url}/workers")
+        row = page.locator(f"#workers tr[data-pid='{cluster.worker.pid}']")
+        row.wait_for()
+        assert "alive" in row.inner_text() and socket.gethostname() in row.inner_text()
+        assert row.locator("td").nth(7).inner_text() == str(
+            cluster.db.jobs.count_documents({"exp_key": "live", "state": 2}))
+        shot(page, "dashboard-workers", tmp_path)
+
+
+def test_requeue_from_the_page_and_a_worker_runs_the_trials_again(cluster, store, page,
+                                                                   tmp_path):
+    if cluster.driver is None:
+        pytest.skip("needs the experiment of the previous test")
+    cluster.driver.join(60)
+    failed = sorted(d["tid"] for d in cluster.db.jobs.find({"exp_key": "live", "state": 3}))
+    n = len(failed)
+    assert n >= 2
+    with serve(create_app(MongoSource(store), token=TOKEN)) as url:
+        page.goto(f"{url}/experiment?key=live")
+        page.wait_for_url("**/login")
+        page.fill("#token", "wrong-token-guess")
+        page.click("#sign-in")
+        assert "Wrong token" in text(page, "#login-error")
+        page.reported_errors.clear()  # the browser logs the 401 of the refused sign-in
+        page.fill("#token", TOKEN)
+        page.click("#sign-in")
+        page.goto(f"{url}/experiment?key=live")
+        page.wait_for_function(f"document.getElementById('count-error').innerText === '{n}'")
+        assert page.locator("#requeue").is_enabled()
+
+        page.click("#requeue")  # first refuse: nothing changes
+        assert page.locator("#confirm").is_visible()
+        assert f"{n} failed (error) trial(s)" in text(page, "#confirm-text")
+        page.click("#confirm-no")
+        time.sleep(0.5)
+        assert cluster.count("live", 3) == n
+
+        page.click("#requeue")
+        page.click("#confirm-yes")
+        page.wait_for_selector("#toast")
+        assert f"Re-queued {n} failed" in text(page, "#toast")
+        # the worker runs them again; they succeed the second time
+        page.wait_for_function("""() => document.getElementById('count-error').innerText === '0'
+            && document.getElementById('count-done').innerText === '%d'""" % N_TRIALS,
+                               timeout=60_000)
+        for tid in failed:
+            doc = cluster.db.jobs.find_one({"exp_key": "live", "tid": tid})
+            assert doc["state"] == 2 and doc["requeues"] == 1
+            assert "x too large" in str(doc["misc"]["previous_errors"][0]["error"])
+
+        # cancel the queued trials of an experiment no worker serves
+        cluster.db.jobs.insert_many([
+            {"_id": uuid.uuid4().hex, "tid": t, "exp_key": "parked", "state": 0,
+             "result": {"status": "new"}, "misc": {"tid": t, "cmd": None, "idxs": {}, "vals": {}},
+             "refresh_time": datetime.datetime.utcnow()} for t in range(5)])
+        page.goto(f"{url}/experiment?key=parked")
+        page.wait_for_function("document.getElementById('count-new').innerText === '5'")
+        page.click("#cancel")
+        assert "5 queued (new) trial(s)" in text(page, "#confirm-text")
+        page.click("#confirm-yes")
+        within_2s(page, "() => document.getElementById('count-cancel').innerText === '5'", None)
+        assert cluster.count("parked", 4) == 5
+
+
+def test_intermediate_values_are_drawn(cluster, store, page, tmp_path):
+    now = datetime.datetime.utcnow()
+    docs = []
+    for tid, (status, steps) in enumerate([("ok", 8), ("pruned", 3), ("pruned", 5),
+                                           ("running", 4)]):
+        curve = [{"step": s, "value": 1.0 / (s + 1) + 0.1 * tid, "time": now} for s in range(steps)]
+        state = 1 if status == "running" else 2
+        result = {"status": status, "loss": curve[-1]["value"]} if state == 2 else {
+            "status": "running"}
+        if status == "pruned":
+            result["pruned_at_step"] = steps - 1
+        docs.append({"_id": uuid.uuid4().hex, "tid": tid, "exp_key": "reports", "state": state,
+                     "result": result, "intermediate": curve, "book_time": now,
+                     "refresh_time": now, "lease_ms": 600_000, "worker": "elsewhere:1:x",
+                     "misc": {"tid": tid, "cmd": None, "idxs": {"x": [tid]},
+                              "vals": {"x": [0.1 * tid]}}})
+    cluster.db.jobs.insert_many(docs)
+    with serve(create_app(MongoSource(store))) as url:
+        page.goto(f"{url}/experiment?key=reports")
+        page.wait_for_selector("#intermediate svg[data-series='4']")
+        assert page.locator("#intermediate path.series").count() == 4
+        shot(page, "dashboard-intermediate", tmp_path)
+        page.goto(f"{url}/trial?key=reports&tid=1")
+        page.wait_for_selector("#trial-intermediate svg")
+        assert "pruned" in text(page, "#trial-info")
+        assert '"pruned_at_step": 2' in text(page, "#result")
+
+
+# -- 10,000 trials from a file ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ten_thousand_file(tmp_path_factory):
+    from hyperq import trials_from_docs
+    from hyperq.fmin import save_trials
+
+    rng = random.Random(1)
+    start = datetime.datetime(2026, 11, 1)
+    docs = []
+    for tid in range(10_000):
+        error = tid % 9 == 4
+        docs.append({
+            "tid": tid, "exp_key": "sweep", "state": 3 if error else 2, "owner": None,
+            "version": 0, "spec": None,
+            "result": {"status": "new"} if error else {"status": "ok", "loss": rng.random()},
+            "misc": {"tid": tid, "cmd": None, "idxs": {"x": [tid]}, "vals": {"x": [rng.random()]},
+                     **({"error": ["<class 'ValueError'>", "bad luck"]} if error else {})},
+            "book_time": start + datetime.timedelta(seconds=tid),
+            "refresh_time": start + datetime.timedelta(seconds=tid + 1)})
+    path = tmp_path_factory.mktemp("sweep") / "sweep.pkl"
+    save_trials(trials_from_docs(docs, exp_key="sweep"), str(path))
+    return path, docs
+
+
+def test_pagination_sort_and_filter_at_10000_trials(ten_thousand_file, page, tmp_path):
+    path, docs = ten_thousand_file
+    tids_on_page = "Array.from(document.querySelectorAll('#trials-body tr[data-tid]'))" \
+                   ".map(r => +r.dataset.tid)"
+    with serve(create_app(FileSource(str(path)))) as url:
+        page.goto(f"{url}/experiment?key=sweep")
+        page.wait_for_function("document.getElementById('page-info').innerText.includes('10000')")
+        assert text(page, "#page-info") == "page 1 of 200 · 10000 trial(s)"
+        assert page.evaluate(tids_on_page) == list(range(9999, 9949, -1))
+        page.click("#next-page")
+        page.wait_for_function("document.getElementById('page-info').innerText.startsWith('page 2 ')")
+        assert page.evaluate(tids_on_page) == list(range(9949, 9899, -1))
+        page.click("#last-page")
+        page.wait_for_function("document.getElementById('page-info').innerText.startsWith('page 200 ')")
+        assert page.evaluate(tids_on_page) == list(range(49, -1, -1))
+        assert page.locator("#next-page").is_disabled()
+        shot(page, "dashboard-10000-trials", tmp_path)
+
+        # sort by loss (ascending first), trials without a loss last
+        page.click("#trials th[data-col='loss'] button")
+        page.wait_for_function("document.querySelector(\"#trials th[data-col='loss']\")"
+                               ".getAttribute('aria-sort') === 'ascending'")
+        ok = sorted((d for d in docs if d["state"] == 2), key=lambda d: (d["result"]["loss"],
+                                                                         d["tid"]))
+        assert page.evaluate(tids_on_page) == [d["tid"] for d in ok[:50]]
+        page.fill("#goto-page", "7")
+        page.dispatch_event("#goto-page", "change")
+        page.wait_for_function("document.getElementById('page-info').innerText.startsWith('page 7 ')")
+        assert page.evaluate(tids_on_page) == [d["tid"] for d in ok[300:350]]
+
+        # filter: errors only, newest first, page 3
+        page.select_option("#filter-state", "error")
+        errors = sorted((d["tid"] for d in docs if d["state"] == 3), reverse=True)
+        page.wait_for_function("document.getElementById('page-info').dataset.total === '%d'"
+                               % len(errors))
+        page.click("#trials th[data-col='tid'] button")
+        page.wait_for_function("document.querySelector(\"#trials th[data-col='tid']\")"
+                               ".getAttribute('aria-sort') === 'descending'")
+        page.click("#next-page")
+        page.click("#next-page")
+        page.wait_for_function("document.getElementById('page-info').innerText.startsWith('page 3 ')")
+        assert page.evaluate(tids_on_page) == errors[100:150]
+        assert "ValueError: bad luck" in page.locator("#trials-body tr").first.inner_text()
+
+
+@pytest.mark.parametrize("page", ["strict"], indirect=True)
+def test_the_page_runs_under_its_csp(ten_thousand_file, page):
+    """With the Content-Security-Policy in force, the page draws everything and the browser
+    reports no violation (the page fixture fails the test on any console error)."""
+    path, _ = ten_thousand_file
+    with serve(create_app(FileSource(str(path)))) as url:
+        page.goto(f"{url}/experiment?key=sweep")
+        page.locator("#trials-body tr[data-tid='9999']").wait_for()
+        page.locator("#curve svg").wait_for()
+        page.locator("#loss-vs-params svg").first.wait_for(timeout=60_000)
+        assert text(page, "#count-total") == "10000"
+        page.goto(f"{url}/")
+        page.locator("#experiments tr[data-key='sweep']").wait_for()
