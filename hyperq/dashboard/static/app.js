@@ -334,7 +334,8 @@
       : h('p', {'class': 'note', text: p.importance_error || 'not available'});
     box.replaceChildren(
       h('p', {'class': 'sub', text: p.n_sample + ' of ' + p.n_ok + ' successful trials' +
-        (p.decoded ? '' : ' · choices shown as option indices (start with --secret to decode them)')}),
+        (p.decoded ? '' : ' · choices shown as option indices (' + (INFO.source === 'file'
+          ? 'the trials file holds no search space' : 'start with --secret to decode them') + ')')}),
       scat,
       h('div', {'class': 'grid2'}, [
         h('div', {'class': 'panel', id: 'parallel'}, [h('h3', {text: 'Parallel coordinates (green: lower loss)'}),
