@@ -186,8 +186,8 @@ def test_counts_and_curve_update_live_while_workers_finish_trials(cluster, store
             finished = cluster.count("live", 2, 3)
             if finished not in seen:
                 seen.add(finished)
-                within_2s(page, """n => (+document.getElementById('count-done').innerText) +
-                                     (+document.getElementById('count-error').innerText) >= n""",
+                within_2s(page, """n => (+(document.getElementById('count-done')||{innerText: ''}).innerText) +
+                                     (+(document.getElementById('count-error')||{innerText: ''}).innerText) >= n""",
                           finished)
                 ok = cluster.db.jobs.count_documents({"exp_key": "live", "state": 2})
                 within_2s(page, """n => +document.querySelector('#curve svg')
@@ -203,9 +203,9 @@ def test_counts_and_curve_update_live_while_workers_finish_trials(cluster, store
         too_large = cluster.db.jobs.count_documents({"exp_key": "live", "misc.vals.x": {"$gt": 3}})
         why = [(d["misc"]["vals"], d["misc"].get("error")) for d in cluster.db.jobs.find({"exp_key": "live", "state": 3})]
         assert done + errors == N_TRIALS and errors == too_large >= 2, why
-        within_2s(page, """c => document.getElementById('count-done').innerText == c[0] &&
-                              document.getElementById('count-error').innerText == c[1] &&
-                              document.getElementById('count-total').innerText == c[2]""",
+        within_2s(page, """c => (document.getElementById('count-done')||{innerText: ''}).innerText == c[0] &&
+                              (document.getElementById('count-error')||{innerText: ''}).innerText == c[1] &&
+                              (document.getElementById('count-total')||{innerText: ''}).innerText == c[2]""",
                   [str(done), str(errors), str(N_TRIALS)])
         best = cluster.db.jobs.find_one({"exp_key": "live", "state": 2},
                                         sort=[("result.loss", 1)])
@@ -261,8 +261,11 @@ def test_requeue_from_the_page_and_a_worker_runs_the_trials_again(cluster, store
         page.reported_errors.clear()  # the browser logs the 401 of the refused sign-in
         page.fill("#token", TOKEN)
         page.click("#sign-in")
+        page.wait_for_url(f"{url}/")
+        page.locator("#experiments tr[data-key='live']").wait_for()
         page.goto(f"{url}/experiment?key=live")
-        page.wait_for_function(f"document.getElementById('count-error').innerText === '{n}'")
+        page.wait_for_function("(document.getElementById('count-error')||{innerText: ''})"
+                               f".innerText === '{n}'")
         assert page.locator("#requeue").is_enabled()
 
         page.click("#requeue")  # first refuse: nothing changes
@@ -277,8 +280,8 @@ def test_requeue_from_the_page_and_a_worker_runs_the_trials_again(cluster, store
         page.wait_for_selector("#toast")
         assert f"Re-queued {n} failed" in text(page, "#toast")
         # the worker runs them again; they succeed the second time
-        page.wait_for_function("""() => document.getElementById('count-error').innerText === '0'
-            && document.getElementById('count-done').innerText === '%d'""" % N_TRIALS,
+        page.wait_for_function("""() => (document.getElementById('count-error')||{innerText: ''}).innerText === '0'
+            && (document.getElementById('count-done')||{innerText: ''}).innerText === '%d'""" % N_TRIALS,
                                timeout=60_000)
         for tid in failed:
             doc = cluster.db.jobs.find_one({"exp_key": "live", "tid": tid})
@@ -291,11 +294,11 @@ def test_requeue_from_the_page_and_a_worker_runs_the_trials_again(cluster, store
              "result": {"status": "new"}, "misc": {"tid": t, "cmd": None, "idxs": {}, "vals": {}},
              "refresh_time": datetime.datetime.utcnow()} for t in range(5)])
         page.goto(f"{url}/experiment?key=parked")
-        page.wait_for_function("document.getElementById('count-new').innerText === '5'")
+        page.wait_for_function("(document.getElementById('count-new')||{innerText: ''}).innerText === '5'")
         page.click("#cancel")
         assert "5 queued (new) trial(s)" in text(page, "#confirm-text")
         page.click("#confirm-yes")
-        within_2s(page, "() => document.getElementById('count-cancel').innerText === '5'", None)
+        within_2s(page, "() => (document.getElementById('count-cancel')||{innerText: ''}).innerText === '5'", None)
         assert cluster.count("parked", 4) == 5
 
 
@@ -357,14 +360,14 @@ def test_pagination_sort_and_filter_at_10000_trials(ten_thousand_file, page, tmp
                    ".map(r => +r.dataset.tid)"
     with serve(create_app(FileSource(str(path)))) as url:
         page.goto(f"{url}/experiment?key=sweep")
-        page.wait_for_function("document.getElementById('page-info').innerText.includes('10000')")
+        page.wait_for_function("(document.getElementById('page-info')||{innerText: ''}).innerText.includes('10000')")
         assert text(page, "#page-info") == "page 1 of 200 · 10000 trial(s)"
         assert page.evaluate(tids_on_page) == list(range(9999, 9949, -1))
         page.click("#next-page")
-        page.wait_for_function("document.getElementById('page-info').innerText.startsWith('page 2 ')")
+        page.wait_for_function("(document.getElementById('page-info')||{innerText: ''}).innerText.startsWith('page 2 ')")
         assert page.evaluate(tids_on_page) == list(range(9949, 9899, -1))
         page.click("#last-page")
-        page.wait_for_function("document.getElementById('page-info').innerText.startsWith('page 200 ')")
+        page.wait_for_function("(document.getElementById('page-info')||{innerText: ''}).innerText.startsWith('page 200 ')")
         assert page.evaluate(tids_on_page) == list(range(49, -1, -1))
         assert page.locator("#next-page").is_disabled()
         shot(page, "dashboard-10000-trials", tmp_path)
@@ -378,20 +381,20 @@ def test_pagination_sort_and_filter_at_10000_trials(ten_thousand_file, page, tmp
         assert page.evaluate(tids_on_page) == [d["tid"] for d in ok[:50]]
         page.fill("#goto-page", "7")
         page.dispatch_event("#goto-page", "change")
-        page.wait_for_function("document.getElementById('page-info').innerText.startsWith('page 7 ')")
+        page.wait_for_function("(document.getElementById('page-info')||{innerText: ''}).innerText.startsWith('page 7 ')")
         assert page.evaluate(tids_on_page) == [d["tid"] for d in ok[300:350]]
 
         # filter: errors only, newest first, page 3
         page.select_option("#filter-state", "error")
         errors = sorted((d["tid"] for d in docs if d["state"] == 3), reverse=True)
-        page.wait_for_function("document.getElementById('page-info').dataset.total === '%d'"
+        page.wait_for_function("(document.getElementById('page-info')||{dataset:{}}).dataset.total === '%d'"
                                % len(errors))
         page.click("#trials th[data-col='tid'] button")
         page.wait_for_function("document.querySelector(\"#trials th[data-col='tid']\")"
                                ".getAttribute('aria-sort') === 'descending'")
         page.click("#next-page")
         page.click("#next-page")
-        page.wait_for_function("document.getElementById('page-info').innerText.startsWith('page 3 ')")
+        page.wait_for_function("(document.getElementById('page-info')||{innerText: ''}).innerText.startsWith('page 3 ')")
         assert page.evaluate(tids_on_page) == errors[100:150]
         assert "ValueError: bad luck" in page.locator("#trials-body tr").first.inner_text()
 

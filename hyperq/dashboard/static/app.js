@@ -156,7 +156,8 @@
         }
         if (paramsVersion !== version && now - lastParams > 5000 && (v.unchanged || v.curve.n_ok > 0)) {
           paramsVersion = version; lastParams = now;
-          api('/api/params?key=' + encodeURIComponent(label)).then(function (p) { renderParams(p, paramBox); });
+          api('/api/params?key=' + encodeURIComponent(label)).then(function (p) { renderParams(p, paramBox); },
+            function (e) { paramsVersion = null; console.warn(e); });  // retried on the next tick
         }
       });
     });
