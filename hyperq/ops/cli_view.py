@@ -211,7 +211,24 @@ def _trial_detail(doc: dict[str, Any]) -> str:
         lines.append(f"previous error {i}: {fmt_error(prev.get('error'))}")
     for refusal in doc.get("refusals") or []:
         lines.append(f"refused by {refusal.get('worker')}: {refusal.get('reason')}")
+    lines.extend(_reports_lines(doc.get("intermediate") or []))
     return "\n".join(lines)
+
+
+def _reports_lines(items: list[dict[str, Any]], limit: int = 40) -> list[str]:
+    """The intermediate reports of a trial (issue 14), the first and last ones if many."""
+    if not items:
+        return []
+    shown = items if len(items) <= limit else items[:limit // 2] + [None] + items[-limit // 2:]
+    lines = [f"reports ({len(items)}):"]
+    for item in shown:
+        if item is None:
+            lines.append(f"  ... {len(items) - 2 * (limit // 2)} more")
+            continue
+        rung = f"  rung {item['rung']}" if item.get("rung") is not None else ""
+        lines.append(f"  step {item.get('step'):>6}  {fmt_loss(item.get('value'))}"
+                     f"  {fmt_time(item.get('time'))}{rung}")
+    return lines
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -252,11 +269,13 @@ def trials_command(exp_key: str, states: tuple[str, ...], tid: int | None, limit
     for d in docs:
         result = d.get("result") or {}
         note = fmt_error((d.get("misc") or {}).get("error"), width=50)
+        reports = d.get("intermediate") or []
         rows.append([d.get("tid"), state_name(d.get("state")), result.get("status", "-"),
-                     fmt_loss(result.get("loss")), d.get("attempt", "-"),
+                     fmt_loss(result.get("loss")),
+                     reports[-1].get("step", "-") if reports else "-", d.get("attempt", "-"),
                      d.get("worker") or "-", fmt_values(raw_values(d), 40), note])
-    click.echo(table(["TID", "STATE", "STATUS", "LOSS", "ATTEMPT", "WORKER", "VALUES", "ERROR"],
-                     rows))
+    click.echo(table(["TID", "STATE", "STATUS", "LOSS", "STEP", "ATTEMPT", "WORKER", "VALUES",
+                      "ERROR"], rows))
     what = "/".join(states) + " " if states else ""
     if len(docs) < total:
         click.echo(f"(newest {len(docs)} of {total} {what}trials; --limit 0 shows all, "

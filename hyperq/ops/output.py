@@ -156,6 +156,11 @@ def trial_record(doc: dict[str, Any]) -> dict[str, Any]:
         "duration_s": _duration(doc),
         "error": fmt_error(misc.get("error")) or None,
     }
+    reports = doc.get("intermediate") or []
+    if reports:  # intermediate reports (issue 14): the whole list is in --format jsonl
+        record["n_reports"] = len(reports)
+        record["last_step"] = reports[-1].get("step")
+        record["last_value"] = reports[-1].get("value")
     for label, value in sorted(raw_values(doc).items()):
         record[f"param.{label}"] = jsonable(value)
     for key, value in sorted(result.items()):
