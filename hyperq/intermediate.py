@@ -107,7 +107,7 @@ class MemoryHistory(PruningHistory):
         self._rebuild()
 
     def _all_docs(self) -> list[Mapping[str, Any]]:
-        return list(getattr(self._trials, "_dynamic_trials", None) or self._trials.trials)
+        return self._trials.trials  # this experiment's documents (exp_key), oldest first
 
     def _rebuild(self) -> None:
         self._by_step, self._by_rung, self._docs = {}, {}, {}
