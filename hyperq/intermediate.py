@@ -225,6 +225,7 @@ class TrialHandle:
         self._history = history or _EmptyHistory()
         self._pruner = pruner
         self._rungs: set[str] = set()
+        self._steps: set[int] = set()
         self._decision: bool | None = None
         self._prune = False
 
@@ -248,18 +249,19 @@ class TrialHandle:
         already reported in this evaluation is ignored with a warning.
         """
         step, value = check_report(step, value)
-        if any(item["step"] == step for item in self.intermediate):
+        if step in self._steps:
             logger.warning("trial %s: step %d was reported already; this report is ignored",
                            self.tid, step)
             return
         item: dict[str, Any] = {"step": step, "value": value, "time": _utcnow()}
-        if self._pruner is not None:
-            rung = self._pruner.rung_for(self.tid, step, self._rungs)
-            if rung is not None:
-                item["rung"] = rung
-                self._rungs.add(rung)
+        rung = None if self._pruner is None else self._pruner.rung_for(self.tid, step, self._rungs)
+        if rung is not None:
+            item["rung"] = rung
         if self._sink is not None:
             self._sink(item)  # may raise (e.g. the lease was lost): the report is not kept
+        if rung is not None:
+            self._rungs.add(rung)
+        self._steps.add(step)
         self.intermediate.append(item)
         self._decision = None
 
@@ -285,6 +287,7 @@ class TrialHandle:
         """Go on from reports stored earlier by this same evaluation (not written again)."""
         self.intermediate = [dict(i) for i in items]
         self._rungs = {str(i["rung"]) for i in items if i.get("rung") is not None}
+        self._steps = {int(i["step"]) for i in items}
         self._decision = None
 
     def pruned_result(self) -> dict[str, Any]:
