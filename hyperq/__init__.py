@@ -27,7 +27,7 @@ from hyperq.fmin import (
 from hyperq.intermediate import TrialHandle, TrialPruned, get_trial
 from hyperq.process import ProcessTrials
 from hyperq.version import __version__
-from hyperq._hyperopt_alias import install_as_hyperopt
+from hyperq._hyperopt_alias import install_as_hyperopt, install_from_environment
 
 __all__ = [
     "fmin", "space_eval", "hp", "tpe", "rand", "anneal", "atpe", "grid", "pyll", "pyll_utils",
@@ -69,3 +69,6 @@ def __getattr__(name: str) -> Any:
         if importlib.util.find_spec(f"hyperq.{name}") is not None:
             return importlib.import_module(f"hyperq.{name}")
     raise AttributeError(f"module 'hyperq' has no attribute {name!r}")
+
+
+install_from_environment()  # HYPERQ_AS_HYPEROPT=1: a worker of a driver that called it

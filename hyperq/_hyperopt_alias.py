@@ -10,11 +10,19 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
+import os
 import sys
 from types import ModuleType
 from typing import Sequence
 
+logger = logging.getLogger(__name__)
+
 ALIAS = "hyperopt"
+#: set by install_as_hyperopt(); a process that imports hyperq with it set installs the alias
+#: too, so worker processes (ProcessTrials, local hyperq workers) unpickle objectives whose
+#: modules import hyperopt
+ENV_FLAG = "HYPERQ_AS_HYPEROPT"
 TARGET = "hyperq"
 
 #: hyperopt module names whose hyperq counterpart has another name.
@@ -58,7 +66,10 @@ def install_as_hyperopt() -> None:
     """Make ``import hyperopt`` and ``import hyperopt.<sub>`` return hyperq's modules.
 
     Call it before anything imports hyperopt. Idempotent. Raises ``RuntimeError`` if the real
-    hyperopt was imported already (its objects would then mix with hyperq's).
+    hyperopt was imported already (its objects would then mix with hyperq's). Sets the
+    environment variable ``HYPERQ_AS_HYPEROPT=1``, so processes started afterwards that import
+    hyperq (ProcessTrials workers, local workers) install it too; set it yourself for workers
+    started elsewhere.
     """
     loaded = sys.modules.get(ALIAS)
     if loaded is not None and getattr(loaded, "__name__", None) != TARGET:
@@ -69,6 +80,7 @@ def install_as_hyperopt() -> None:
     if not any(isinstance(f, HyperoptAliasFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, HyperoptAliasFinder())
     importlib.import_module(ALIAS)
+    os.environ[ENV_FLAG] = "1"
     # Register the hyperq modules loaded already under their hyperopt names. Importing them
     # through the finder instead would make the import system set e.g. ``hyperopt.fmin`` (the
     # module) as an attribute of the package, hiding the ``fmin`` function.
@@ -84,3 +96,13 @@ def _alias_of(name: str) -> str | None:
         if target == name:
             return alias
     return ALIAS + name[len(TARGET):]
+
+
+def install_from_environment() -> None:
+    """Install the alias if ``HYPERQ_AS_HYPEROPT=1`` (called when hyperq is imported)."""
+    if os.environ.get(ENV_FLAG) != "1":
+        return
+    try:
+        install_as_hyperopt()
+    except RuntimeError as exc:
+        logger.warning("%s=1 but the alias cannot be installed: %s", ENV_FLAG, exc)

@@ -136,8 +136,15 @@ def hyperopt_worker_argv(argv: list[str] | None) -> list[str]:
 
 
 def main_worker(argv: list[str] | None = None) -> None:
-    """``hyperopt-mongo-worker`` with its options, run by hyperq's worker."""
+    """``hyperopt-mongo-worker`` with its options, run by hyperq's worker.
+
+    Objectives written for hyperopt import it: the command serves them with
+    :func:`hyperq.install_as_hyperopt` installed.
+    """
+    from hyperq import install_as_hyperopt
     from hyperq.mongo.cli import main as _main
+
+    install_as_hyperopt()
 
     _main(hyperopt_worker_argv(sys.argv[1:] if argv is None else argv))
 

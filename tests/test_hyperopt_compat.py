@@ -1,6 +1,7 @@
 """hyperopt drop-in pieces of issue 12: install_as_hyperopt, hyperopt's Trials view, pyll nodes."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -154,29 +155,49 @@ def test_hyperopt_mongo_worker_options_map_to_hyperq_worker():
         hyperopt_worker_argv(["--no-such-option"])
 
 
+HYPEROPT_STYLE_OBJECTIVE = '''
+import os
+
+
+def objective(params):
+    import hyperopt  # imported in the worker only; hyperq-mongo-worker serves it with hyperq
+
+    with open(os.environ["HYPERQ_TEST_LOG"], "a") as fh:
+        fh.write(hyperopt.__name__ + "\\n")
+    return {"loss": params["x"] ** 2, "status": hyperopt.STATUS_OK}
+'''
+
+
 @pytest.mark.mongo
 @pytest.mark.timeout(180)
-def test_hyperopt_mongo_worker_command_serves_mongotrials(mongo_base_uri, tmp_path):
-    """`python -m hyperq.mongoexp` (hyperq-mongo-worker) with hyperopt's options, real server."""
+def test_hyperopt_mongo_worker_command_serves_mongotrials(mongo_base_uri, tmp_path,
+                                                          monkeypatch):
+    """`python -m hyperq.mongoexp` (hyperq-mongo-worker) with hyperopt's options, real server,
+    evaluating an objective that imports hyperopt."""
+    import importlib
     import uuid
 
-    from mongo_server import record_and_square, with_database, worker_env  # noqa: F811
+    from mongo_server import with_database, worker_env  # noqa: F811
 
     from hyperq.mongoexp import MongoJobs, MongoTrials
 
+    (tmp_path / "hyperopt_style_objective.py").write_text(HYPEROPT_STYLE_OBJECTIVE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    objective = importlib.import_module("hyperopt_style_objective").objective
     uri = with_database(mongo_base_uri, "t_compat_" + uuid.uuid4().hex[:8])
     log_path = tmp_path / "evals.log"
+    env = worker_env(HYPERQ_TEST_LOG=str(log_path))
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
     proc = subprocess.Popen(
         [sys.executable, "-m", "hyperq.mongoexp", "--mongo", uri, "--exp-key", "compat",
          "--max-jobs", "4", "--reserve-timeout", "60", "--poll-interval", "0.05"],
-        env=worker_env(HYPERQ_TEST_LOG=str(log_path)), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         trials = MongoTrials(uri, exp_key="compat")
-        fmin(record_and_square, {"x": hp.uniform("x", -5, 5)}, algo=rand.suggest, max_evals=4,
+        fmin(objective, {"x": hp.uniform("x", -5, 5)}, algo=rand.suggest, max_evals=4,
              trials=trials, show_progressbar=False)
         assert proc.wait(timeout=60) == 0  # --max-jobs 4 reached
-        assert len(log_path.read_text().splitlines()) == 4
+        assert log_path.read_text().split() == ["hyperq"] * 4
         assert MongoJobs.new_from_connection_str(uri).count({"exp_key": "compat"}) == 4
     finally:
         if proc.poll() is None:
@@ -295,3 +316,38 @@ def test_driving_suggest_by_hand_as_ray_tune_does():
     assert len(trials) == 20 and trials.best_trial["result"]["loss"] < 0.5
     switch = space["m"]  # Ray reads the options of a choice from the node
     assert switch.name == "switch" and [a.obj for a in switch.pos_args[1:]] == ["a", "b"]
+
+
+OBJECTIVE_MODULE = '''
+from hyperopt import STATUS_OK  # a module written for hyperopt
+
+
+def objective(params):
+    return {"loss": (params["x"] - 1) ** 2, "status": STATUS_OK}
+'''
+
+PROCESS_DRIVER = '''
+import hyperq
+hyperq.install_as_hyperopt()
+import numpy as np
+from hyperopt import fmin, hp, rand
+from hyperq import ProcessTrials
+import hyperopt_objective
+
+trials = ProcessTrials(n_jobs=2)
+fmin(hyperopt_objective.objective, {"x": hp.uniform("x", -3, 3)}, algo=rand.suggest,
+     max_evals=4, trials=trials, show_progressbar=False, rstate=np.random.default_rng(0))
+print("STATES", sorted({t["state"] for t in trials.trials}), len(trials))
+'''
+
+
+def test_worker_processes_of_a_driver_that_installed_the_alias_import_hyperopt_modules(
+        tmp_path):
+    # ProcessTrials' workers are fresh interpreters: they unpickle the objective, whose module
+    # imports hyperopt; HYPERQ_AS_HYPEROPT=1 (set by install_as_hyperopt) makes them alias too.
+    (tmp_path / "hyperopt_objective.py").write_text(OBJECTIVE_MODULE)
+    env = {"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", PROCESS_DRIVER], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "STATES [2] 4" in proc.stdout, proc.stdout + proc.stderr[-2000:]
