@@ -383,3 +383,48 @@ def test_parameter_view(store):
     assert data["n_ok"] == len(ok) and data["params"] == ["x", "act"]
     assert len(data["values"]["x"]) == len(data["loss"]) == len(ok)
     assert {i["param"] for i in data["importance"]} == {"x", "act"}
+
+
+def test_hyperq_dashboard_command_serves_the_page(trials_file, tmp_path):
+    """`hyperq dashboard` as a user starts it: a process listening on 127.0.0.1."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "dashboard.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperq", "dashboard", "--trials-file", str(trials_file),
+         "--port", str(port), "--token", TOKEN], stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "HYPERQ_MONGO_URI": ""})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/info", timeout=5)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401, "the token guards the API"
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
+                assert time.monotonic() < deadline, "the dashboard did not start in 60 s"
+                time.sleep(0.2)
+        request = urllib.request.Request(f"{base}/api/info",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+        info = json.loads(urllib.request.urlopen(request, timeout=5).read())
+        assert info["source"] == "file" and info["description"] == str(trials_file)
+        assert info["actions"] is False, "a trials file offers no actions, token or not"
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(20) == 0
+    output = (tmp_path / "dashboard.log").read_text()
+    assert f"hyperq dashboard for {trials_file} on http://127.0.0.1:{port}/" in output

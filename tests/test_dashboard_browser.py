@@ -322,6 +322,7 @@ def test_intermediate_values_are_drawn(cluster, store, page, tmp_path):
     with serve(create_app(MongoSource(store))) as url:
         page.goto(f"{url}/experiment?key=reports")
         page.wait_for_selector("#intermediate svg[data-series='4']")
+        assert text(page, "#statuses") == "done trials by status: 1 ok · 2 pruned"
         assert page.locator("#intermediate path.series").count() == 4
         shot(page, "dashboard-intermediate", tmp_path)
         page.goto(f"{url}/trial?key=reports&tid=1")

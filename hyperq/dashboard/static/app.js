@@ -134,7 +134,8 @@
     var table = trialsTable(label);
     main.replaceChildren(
       h('p', {'class': 'sub'}, [h('a', {href: '/', text: 'Experiments'}), ' / ']),
-      h('h1', {id: 'exp-title', text: label}), cards, actions.node,
+      h('h1', {id: 'exp-title', text: label}), cards,
+      h('p', {'class': 'sub', id: 'statuses'}), actions.node,
       h('div', {'class': 'grid2'}, [h('div', {}, [h('h3', {text: 'Best loss so far'}), curveBox]), side]),
       interBox,
       h('h2', {text: 'Trials'}), table.node,
@@ -169,6 +170,8 @@
     document.getElementById('count-stale').textContent = String(v.stale);
     document.getElementById('best-loss').textContent = v.best ? fmt(v.best.loss) + ' (#' + v.best.tid + ')' : '–';
     document.getElementById('throughput').textContent = fmt(v.trials_per_minute);
+    var parts = Object.keys(v.statuses).sort().map(function (k) { return v.statuses[k] + ' ' + k; });
+    document.getElementById('statuses').textContent = parts.length ? 'done trials by status: ' + parts.join(' · ') : '';
     if (v.curve.points.length) {
       curveBox.replaceChildren(P.curve(v.curve.points, v.curve.best, {width: 760, height: 280}),
         h('p', {'class': 'legend'}, [h('i', {style: 'background:#2f6fdb'}), 'loss of a successful trial',
