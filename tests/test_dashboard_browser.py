@@ -233,6 +233,7 @@ def test_counts_and_curve_update_live_while_workers_finish_trials(cluster, store
         assert "ValueError: x too large the first time" in text(page, "#error")
         assert "dash_objective" in text(page, "#traceback")
         assert "--secret" in text(page, "#parameters-note")
+        shot(page, "dashboard-trial", tmp_path)
 
         # the workers view
         page.goto(f"{url}/workers")
@@ -276,6 +277,8 @@ def test_requeue_from_the_page_and_a_worker_runs_the_trials_again(cluster, store
         assert cluster.count("live", 3) == n
 
         page.click("#requeue")
+        page.locator("#confirm").wait_for()
+        shot(page, "dashboard-requeue-confirm", tmp_path)
         page.click("#confirm-yes")
         page.wait_for_selector("#toast")
         assert f"Re-queued {n} failed" in text(page, "#toast")

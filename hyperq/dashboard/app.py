@@ -77,6 +77,7 @@ class Dashboard:
         self._lock = threading.Lock()
         self._experiments: tuple[float, list[dict[str, Any]]] | None = None
         self._decoders: dict[Any, tuple[Any, dict[str, list[Any]]] | None] = {}
+        self._keys: tuple[float, list[Any]] | None = None
 
     @property
     def actions_enabled(self) -> bool:
@@ -98,14 +99,30 @@ class Dashboard:
             from hyperq.analysis import choice_options, resolve_space
 
             space = resolve_space(None, self.source.space(exp_key))
-            self._decoders[exp_key] = (space, choice_options(space)) if space else None
+            self._decoders[exp_key] = (space, choice_options(space)) if space is not None \
+                else None
         return self._decoders[exp_key]
+
+    def experiment_keys(self, fresh: bool = False) -> list[Any]:
+        """The experiments in the source, re-listed at most every 2 s unless ``fresh``."""
+        cached = self._keys
+        if fresh or cached is None or time.monotonic() - cached[0] > 2.0:
+            cached = (time.monotonic(), self.source.experiment_keys())
+            self._keys = cached
+        return cached[1]
+
+    def resolve(self, label: str) -> Any:
+        """The exp_key shown as ``label``; a new experiment is found without waiting."""
+        try:
+            return exp_from_label(self.experiment_keys(), label)
+        except NotFound:
+            return exp_from_label(self.experiment_keys(fresh=True), label)
 
     def exp_key(self, request: Request) -> Any:
         label = request.query_params.get("key")
         if label is None:
             raise BadRequest("give the experiment as ?key=EXP_KEY")
-        return exp_from_label(self.source.experiment_keys(), label)
+        return self.resolve(label)
 
     def experiments(self) -> list[dict[str, Any]]:
         """Every experiment's summary (re-read at most once a second)."""
@@ -307,7 +324,7 @@ def create_app(source: TrialSource, token: str | None = None, live_interval: flo
         label = body.get("key") if isinstance(body, dict) else None
         if not isinstance(label, str):
             return _json({"error": "give the experiment as {\"key\": EXP_KEY}"}, 400)
-        exp_key = exp_from_label(source.experiment_keys(), label)
+        exp_key = dash.resolve(label)
         from starlette.concurrency import run_in_threadpool
 
         if request.url.path.endswith("/requeue"):
