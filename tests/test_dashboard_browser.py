@@ -214,9 +214,10 @@ def test_counts_and_curve_update_live_while_workers_finish_trials(cluster, store
         page.wait_for_selector("#importance svg")
         page.wait_for_selector("#parallel svg")
         assert page.locator("#loss-vs-params svg").count() == 2
+        within_2s(page, "n => document.querySelectorAll('#trials-body tr[data-tid]').length == n",
+                  N_TRIALS)  # the table follows too
         rows = page.locator("#trials-body tr[data-tid]")
-        assert rows.count() == N_TRIALS and rows.first.get_attribute("data-tid") == str(
-            N_TRIALS - 1)
+        assert rows.first.get_attribute("data-tid") == str(N_TRIALS - 1)
         shot(page, "dashboard-experiment", tmp_path)
 
         # the experiments page

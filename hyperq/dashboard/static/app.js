@@ -152,7 +152,7 @@
           actions.update(v);
         }
         if (tableVersion === null) tableVersion = version;  // loaded above
-        else if (tableVersion !== version && now - lastTable > 1500) {
+        else if (tableVersion !== version && now - lastTable >= 900) {
           tableVersion = version; lastTable = now; table.reload();
         }
         if (paramsVersion !== version && now - lastParams > 5000 && (v.unchanged || v.curve.n_ok > 0)) {
