@@ -417,3 +417,56 @@ def test_the_page_runs_under_its_csp(ten_thousand_file, page):
         assert text(page, "#count-total") == "10000"
         page.goto(f"{url}/")
         page.locator("#experiments tr[data-key='sweep']").wait_for()
+
+
+# -- a local run with real intermediate reports and a pruner ----------------------------------
+def reporting_objective(params, trial):
+    value = 1.0
+    for step in range(6):
+        value = value * 0.8 + params["x"]
+        trial.report(step, value)
+        if trial.should_prune():
+            from hyperq import TrialPruned
+
+            raise TrialPruned()
+        time.sleep(0.02)
+    return value
+
+
+def test_a_local_run_with_a_pruner_is_followed_from_its_trials_file(page, tmp_path):
+    """fmin(trials_save_file=...) with trial.report and MedianPruner, watched while it runs:
+    the counts, the curve and the reports follow the file as fmin rewrites it."""
+    from hyperq.fmin import load_trials
+    from hyperq.pruners import MedianPruner
+
+    path = tmp_path / "local.pkl"
+    space = {"x": hp.uniform("x", 0, 1)}
+
+    def run(n):
+        fmin(reporting_objective, space, algo=rand.suggest, max_evals=n, show_progressbar=False,
+             trials_save_file=str(path), rstate=np.random.default_rng(0),
+             pruner=MedianPruner(n_startup_trials=3))
+
+    run(3)
+    with serve(create_app(FileSource(str(path)))) as url:
+        page.goto(f"{url}/experiment?key=(none)")
+        page.wait_for_selector("#intermediate svg[data-series='3']")
+        page.evaluate("window.__notReloaded = true")
+        driver = threading.Thread(target=run, args=(16,), daemon=True)
+        driver.start()
+        driver.join(120)
+        trials = load_trials(str(path))
+        pruned = sum(1 for t in trials.trials if t["result"].get("status") == "pruned")
+        assert len(trials.trials) == 16 and pruned > 0, "the pruner stopped some trials"
+        page.wait_for_function("() => (document.getElementById('count-total')||{}).innerText"
+                               " === '16'", timeout=5000)
+        page.wait_for_selector("#intermediate svg[data-series='16']", timeout=5000)
+        assert f"{pruned} pruned" in text(page, "#statuses")
+        assert page.evaluate("window.__notReloaded") is True
+        page.select_option("#filter-status", "pruned")
+        page.wait_for_function("(document.getElementById('page-info')||{dataset:{}})"
+                               f".dataset.total === '{pruned}'")
+        tid = page.locator("#trials-body tr[data-tid]").first.get_attribute("data-tid")
+        page.goto(f"{url}/trial?key=(none)&tid={tid}")
+        page.wait_for_selector("#trial-intermediate svg")
+        assert '"status": "pruned"' in text(page, "#result")
