@@ -311,7 +311,10 @@ def _pending_obs(pending: list[dict[str, Any]], dims: list[_Dim]) -> np.ndarray:
 
 def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below: Any,
                    pending: list[dict[str, Any]], rng: np.random.Generator, n_candidates: int,
-                   prior_weight: float, space_cache: dict[int, _Space]) -> dict[str, Any]:
+                   prior_weight: float, space_cache: dict[int, _Space],
+                   allowed: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
+    """Propose values for one group of parameters. ``allowed`` maps positions of categorical
+    dims to the only options they may take (see :func:`_starved_options`)."""
     rows, cols = _group_rows(hist, dims)
     # Trials are ranked among those where the group is active, so the parameters of a branch
     # that looks worse overall are still modeled by that branch's own best trials.
@@ -344,17 +347,24 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     n_local = int(round(LOCAL_FRACTION * n_candidates))
     if n_local and len(below) and sp.num:
         cand[:n_local] = l_est.sample_near(0, rng, n_local, LOCAL_SCALE)
+    for j, options in (allowed or {}).items():
+        # Candidates with another option get one of these, and l/g then picks the numeric
+        # values that suit it, instead of values tuned for the option the model preferred.
+        bad = ~np.isin(cand[:, j], options)
+        cand[bad, j] = rng.choice(options, size=int(bad.sum()))
     score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
     best = cand[int(np.argmax(score))]
     return {dm.label: dm.to_value(np.asarray(best[j])).item() for j, dm in enumerate(dims)}
 
 
-def _balance_branch(label: str, n_options: int, proposed: int, hist: History,
-                    pending: list[dict[str, Any]], floor: float, min_trials: int,
-                    rng: np.random.Generator) -> int:
-    """Keep every branch of a conditional ``hp.choice`` explored: an option with fewer than
-    ``min_trials`` trials whose share is below ``floor / n_options`` is chosen instead of
-    ``proposed``, so a branch that looks worse at first gets enough trials for its own model."""
+def _starved_options(label: str, n_options: int, hist: History,
+                     pending: list[dict[str, Any]], floor: float, min_trials: int
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Keep every option of a categorical explored: the options with fewer than ``min_trials``
+    trials (finished or pending) whose share is below ``floor / n_options`` and their counts,
+    or None when no option is starved. While some are, only they are proposed, so an option
+    that looks worse at first (a branch of a conditional space, an optimizer tried with the
+    wrong learning rate) gets enough trials for its own model."""
     _rows, values = hist.column(label)
     counts = np.bincount(values.astype(int), minlength=n_options)[:n_options].astype(float)
     for vals in pending:
@@ -363,9 +373,7 @@ def _balance_branch(label: str, n_options: int, proposed: int, hist: History,
             counts[int(v[0])] += 1
     starved = np.flatnonzero((counts < floor * counts.sum() / n_options)
                              & (counts < min_trials))
-    if len(starved) == 0 or proposed in starved:
-        return proposed
-    return int(rng.choice(starved[counts[starved] == counts[starved].min()]))
+    return (starved, counts[starved]) if len(starved) else None
 
 
 def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
@@ -407,15 +415,26 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
             gi = model.group_of[param.label]
             if gi not in proposals:
                 dims = [model.dims[label] for label in model.groups[gi]]
+                allowed = {}
+                for j, dm in enumerate(dims):
+                    if dm.categorical and CAT_MIN_TRIALS and branch_floor > 0 \
+                            and dm.label not in model.gates:
+                        starved = _starved_options(dm.label, len(dm.probs), hist, pending,
+                                                   branch_floor, CAT_MIN_TRIALS)
+                        if starved is not None:
+                            allowed[j] = starved[0]
                 proposals[gi] = _propose_group(dims, hist, losses, n_below, pending, rng,
-                                               n_EI_candidates, prior_weight, model.spaces)
+                                               n_EI_candidates, prior_weight, model.spaces,
+                                               allowed)
             value = proposals[gi][param.label]
             if branch_floor > 0 and param.label in model.gates:
-                value = _balance_branch(param.label, len(model.dims[param.label].probs), value,
-                                        hist, pending, branch_floor, branch_min_trials, rng)
-            elif CAT_MIN_TRIALS and model.dims[param.label].categorical:
-                value = _balance_branch(param.label, len(model.dims[param.label].probs), value,
-                                        hist, pending, branch_floor, CAT_MIN_TRIALS, rng)
+                # A branch of a conditional space: its own parameters are proposed after
+                # this choice, so switching to a starved branch here is enough.
+                starved = _starved_options(param.label, len(model.dims[param.label].probs),
+                                           hist, pending, branch_floor, branch_min_trials)
+                if starved is not None and value not in starved[0]:
+                    options, counts = starved
+                    value = int(rng.choice(options[counts == counts.min()]))
             return value
 
         vals = domain.space.assign(choose)

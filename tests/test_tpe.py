@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hyperq import JOB_STATE_RUNNING, STATUS_FAIL, Trials, fmin, hp, rand, tpe
+from hyperq import JOB_STATE_NEW, JOB_STATE_RUNNING, STATUS_FAIL, Trials, fmin, hp, rand, tpe
 from hyperq.base import Domain, docs_from_values
 from hyperq.exceptions import AllTrialsFailed
 from hyperq.pyll import scope
@@ -162,3 +162,62 @@ def test_n_below_schedule():
     assert tpe.n_below_for(100, None, 25) == 10
     assert tpe.n_below_for(1000, None, 25) == 25
     assert tpe.n_below_for(100, 0.25, 25) == 3  # hyperopt's ceil(gamma * sqrt(n))
+
+
+# ---- many trials in flight (issue 13) -------------------------------------------------------
+
+def add_pending(t, vals_list, state=JOB_STATE_RUNNING, space=SPACE):
+    """Insert trials that are queued or running (no result) with the given values."""
+    d = Domain(loss, space)
+    docs = docs_from_values(t, d, t.new_trial_ids(len(vals_list)), vals_list)
+    for doc in docs:
+        doc["state"] = state
+    t.insert_trial_docs(docs)
+    t.refresh()
+    return docs
+
+
+def random_vals(n, seed, space=SPACE):
+    d = Domain(loss, space)
+    t = Trials()
+    return [flat(doc["misc"]["vals"]) for doc in rand.suggest(t.new_trial_ids(n), d, t, seed)]
+
+
+def test_batch_with_31_pending_is_deterministic_distinct_and_in_bounds():
+    t = history(40)
+    busy = [flat(v) for v in suggest(t, k=31, seed=7)]
+    add_pending(t, busy[:16])
+    add_pending(t, busy[16:], state=JOB_STATE_NEW)
+    first = [flat(v) for v in suggest(t, k=32, seed=11)]
+    assert first == [flat(v) for v in suggest(t, k=32, seed=11)]
+    keys = {tuple(sorted(v.items())) for v in first}
+    assert len(keys) == 32  # distinct among themselves ...
+    assert not keys & {tuple(sorted(v.items())) for v in busy}  # ... and from the busy ones
+    for v in first:
+        assert -5 <= v["x"] <= 5 and -5 <= v["y"] <= 5
+        assert v["n"] % 8 == 0 and 8 <= v["n"] <= 128
+        assert v["k"] in (1, 2, 3) and v["act"] in (0, 1, 2)
+
+
+def test_starved_categorical_option_is_proposed_until_it_has_its_trials():
+    space = {"opt": hp.choice("opt", ["a", "b", "c"]), "x": hp.uniform("x", 0, 1)}
+
+    def fn(p):
+        return (p["x"] - 0.8) ** 2 + (0.0 if p["opt"] == "a" else 1.0)
+
+    t = Trials()
+    # 30 finished trials, all with option 'a': 'b' and 'c' are starved.
+    d = Domain(fn, space)
+    vals = [{"opt": 0, "x": float(x)} for x in np.linspace(0, 1, 30)]
+    docs = docs_from_values(t, d, t.new_trial_ids(30), vals)
+    for doc, v in zip(docs, vals):
+        doc["state"] = 2
+        doc["result"] = {"loss": fn({"opt": "a", "x": v["x"]}), "status": "ok"}
+    t.insert_trial_docs(docs)
+    t.refresh()
+    out = [doc["misc"]["vals"] for doc in tpe.suggest(t.new_trial_ids(12), d, t, 3)]
+    opts = [v["opt"][0] for v in out]
+    # Each batch member counts as pending for the next, so both starved options get trials
+    # (up to 10 each) before the model's favourite comes back.
+    assert set(opts) == {1, 2}
+    assert abs(opts.count(1) - opts.count(2)) <= 1

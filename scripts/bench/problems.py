@@ -313,6 +313,66 @@ PROBLEMS: dict[str, Problem] = {
 QUALITY_PROBLEMS = [k for k, v in PROBLEMS.items() if "quality" in v.tags]
 
 
+# ---- BBOB (COCO's noiseless suite, package coco-experiment, import cocoex) ------------------
+
+BBOB_GROUPS = {  # function ids of COCO's five groups
+    "separable": (1, 2, 3, 4, 5),
+    "moderate": (6, 7, 8, 9),
+    "ill-conditioned": (10, 11, 12, 13, 14),
+    "multi-modal": (15, 16, 17, 18, 19),
+    "weak-structure": (20, 21, 22, 23, 24),
+}
+BBOB_GROUP_OF = {f: g for g, fs in BBOB_GROUPS.items() for f in fs}
+_BBOB_SUITE = None
+
+
+def bbob_function(fid: int, dim: int, instance: int):
+    """COCO's problem object for BBOB function ``fid`` in ``dim`` dimensions, instance index
+    ``instance`` (1-based, as in COCO's ``instance_indices``)."""
+    global _BBOB_SUITE
+    import cocoex
+
+    if _BBOB_SUITE is None:
+        _BBOB_SUITE = cocoex.Suite("bbob", "", "")
+    return _BBOB_SUITE.get_problem_by_function_dimension_instance(fid, dim, instance)
+
+
+def bbob_optimum(fid: int, dim: int, instance: int) -> float:
+    """f(x_opt) of a BBOB problem (COCO only writes x_opt to a file in the working directory,
+    so this runs in a temporary one)."""
+    import tempfile
+
+    fun = bbob_function(fid, dim, instance)
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            fun._best_parameter("print")
+            with open("._bbob_problem_best_parameter.txt") as f:
+                xopt = [float(v) for v in f.read().split()]
+        finally:
+            os.chdir(old)
+    return float(fun(xopt))
+
+
+def bbob_problem(fid: int, dim: int, instance: int, fopt: float) -> Problem:
+    """A BBOB function as a :class:`Problem`: ``dim`` uniform parameters on [-5, 5]."""
+    fun = bbob_function(fid, dim, instance)
+    names = ["x%d" % i for i in range(dim)]
+
+    def space(hp, scope=None):
+        return {n: hp.uniform(n, -5.0, 5.0) for n in names}
+
+    def optuna_params(trial):
+        return {n: trial.suggest_float(n, -5.0, 5.0) for n in names}
+
+    def fn(p):
+        return float(fun([p[n] for n in names]))
+
+    return Problem("bbob-f%02d-d%d-i%d" % (fid, dim, instance), fun.name, space, optuna_params,
+                   fn, fopt, n_params=dim, tags=("bbob",))
+
+
 # --------------------------------------------------------------------------------------------
 # Library plumbing
 # --------------------------------------------------------------------------------------------
@@ -330,6 +390,7 @@ ALGOS = {
     "optuna-tpe": ("optuna", "tpe"),            # Optuna's default TPESampler (multivariate in 5.x)
     "optuna-tpe-indep": ("optuna", "tpe-indep"),  # TPESampler(multivariate=False)
     "optuna-random": ("optuna", "random"),
+    "optuna-gp": ("optuna", "gp"),              # GPSampler (needs torch; slow: 20-100 s per run)
 }
 
 
@@ -394,6 +455,8 @@ def available(label: str) -> str | None:
     try:
         if lib == "optuna":
             importlib.import_module("optuna")
+            if ALGOS[label][1] == "gp":
+                importlib.import_module("torch")
         else:
             load_hyperopt_style(lib)
     except Exception as exc:  # noqa: BLE001 - report any import failure
@@ -545,6 +608,8 @@ def make_optuna_study(variant: str, seed: int):
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=False)
     elif variant == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
+    elif variant == "gp":
+        sampler = optuna.samplers.GPSampler(seed=seed)
     else:
         raise ValueError(variant)
     return optuna.create_study(sampler=sampler, direction="minimize")
