@@ -40,9 +40,22 @@ _spec.loader.exec_module(P)
 DEFAULT_ALGOS = ["hyperq-tpe", "hyperopt-tpe", "hyperopt-rand", "optuna-tpe", "optuna-tpe-indep"]
 
 
+def apply_tpe_settings(spec):
+    """``NAME=VALUE,...``: override internal constants of hyperq.tpe (for ablations)."""
+    if not spec:
+        return
+    tpe = importlib.import_module(P.HYPERQ_MODULE + ".tpe")
+    for item in spec.split(","):
+        name, value = item.split("=")
+        if not hasattr(tpe, name):
+            raise SystemExit("hyperq.tpe has no setting %r" % name)
+        setattr(tpe, name, json.loads(value))
+
+
 def run_one(task):
-    label, problem_name, seed, evals, k = task
+    label, problem_name, seed, evals, k = task[:5]
     P.quiet_libraries()
+    apply_tpe_settings(task[5] if len(task) > 5 else "")
     problem = P.PROBLEMS[problem_name]
     lib, algo = P.ALGOS[label]
     t0 = time.perf_counter()
@@ -108,6 +121,9 @@ def main(argv=None):
     ap.add_argument("--baseline", default="hyperq-tpe", help="ratios are algo/baseline")
     ap.add_argument("--processes", type=int, default=1, help="worker processes (seeds in a pool)")
     ap.add_argument("--json", help="write raw per-run results and summary here")
+    ap.add_argument("--tpe-set", default="",
+                    help="override hyperq.tpe constants, e.g. PENDING_WEIGHT=1.0,LOCAL_FRACTION=0 "
+                         "(ablations; the header line records it)")
     args = ap.parse_args(argv)
 
     P.quiet_libraries()
@@ -130,10 +146,12 @@ def main(argv=None):
                 continue
             for prob in problems:
                 for s in seeds:
-                    tasks.append((lab, prob, s, args.evals, k))
+                    tasks.append((lab, prob, s, args.evals, k, args.tpe_set))
 
     env = P.environment()
     print("# %s" % P.fmt_env(env))
+    if args.tpe_set:
+        print("# hyperq.tpe settings overridden: %s" % args.tpe_set)
     print("# %d runs: %d seeds x %d evals, problems %s, algos %s, in-flight %s, %d process(es)"
           % (len(tasks), len(seeds), args.evals, ",".join(problems), ",".join(labels),
              ",".join(map(str, ks)), args.processes))

@@ -76,8 +76,21 @@ def make_problem(t: dict):
     return P.PROBLEMS[t["problem"]]
 
 
+def apply_tpe_settings(spec: str) -> None:
+    """``NAME=VALUE,...``: override internal constants of hyperq.tpe (for ablations)."""
+    if not spec:
+        return
+    tpe = importlib.import_module(P.HYPERQ_MODULE + ".tpe")
+    for item in spec.split(","):
+        name, value = item.split("=")
+        if not hasattr(tpe, name):
+            raise SystemExit("hyperq.tpe has no setting %r" % name)
+        setattr(tpe, name, json.loads(value))
+
+
 def run_one(t: dict) -> dict:
     P.quiet_libraries()
+    apply_tpe_settings(t.get("tpe_set", ""))
     problem = make_problem(t)
     lib, algo = P.ALGOS[t["algo"]]
     k, n, seed = t["in_flight"], t["evals"], t["seed"]
@@ -159,7 +172,8 @@ def report_bbob(results: list[dict], seq_algos: list[str], ks: list[int],
           " overall and per group")
     without_gp = [a for a in seq_algos if a != "optuna-gp"]
     sets = [("all but optuna-gp", without_gp)]
-    if "optuna-gp" in seq_algos:
+    has_gp = any("optuna-gp" in v for v in seq.values())
+    if has_gp:
         sets.append(("all, on the optuna-gp subset", seq_algos))
     for title, algos in sets:
         overall, n = mean_ranks(seq, algos)
@@ -192,7 +206,7 @@ def report_bbob(results: list[dict], seq_algos: list[str], ks: list[int],
     for a, k in rows:
         P.table_row([row_name(a, k), fmt(meds[(a, k)][None])]
                     + [fmt(meds[(a, k)][g]) for g in groups])
-    if "optuna-gp" in seq_algos:
+    if has_gp:
         gp_cases = {c for c, v in seq.items() if "optuna-gp" in v}
         print()
         print("On the optuna-gp subset (%d cases):" % len(gp_cases))
@@ -291,6 +305,9 @@ def main(argv=None):
                          "and appends to the first (e.g. baselines kept apart from hyperq runs "
                          "of several revisions)")
     ap.add_argument("--report-only", action="store_true", help="only report --results")
+    ap.add_argument("--tpe-set", default="",
+                    help="override hyperq.tpe constants, e.g. LOCAL_SCALE=0.1 (ablations: use a "
+                         "--results file of its own for the hyperq rows)")
     args = ap.parse_args(argv)
 
     P.quiet_libraries()
@@ -339,6 +356,9 @@ def main(argv=None):
                     r = json.loads(line)
                     done.setdefault(r["key"], r)
     todo = [t for t in tasks if task_key(t) not in done]
+    for t in todo:
+        if args.tpe_set and t["algo"].startswith("hyperq"):
+            t["tpe_set"] = args.tpe_set
     env = P.environment()
     print("# %s" % P.fmt_env(env))
     print("# BBOB functions %s, dims %s, instances %s, %d seed(s) each; optuna-gp on dims %s, "
@@ -346,6 +366,8 @@ def main(argv=None):
           % (args.functions, args.dims, args.instances, args.seeds, sorted(gp_dims),
              sorted(gp_insts), ",".join(extra) or "-", args.extra_seeds, ",".join(algos),
              args.in_flight, ",".join(inflight)))
+    if args.tpe_set:
+        print("# hyperq.tpe settings overridden: %s" % args.tpe_set)
     print("# %d runs, %d already in %s, %d to do" % (len(tasks), len(tasks) - len(todo),
                                                      args.results or "-", len(todo)))
     if args.report_only:
