@@ -99,6 +99,19 @@ def expected_page(docs, query):
     return [d["tid"] for d in ordered[query.skip:query.skip + query.size]], len(rows)
 
 
+def live_view(client, key, timeout=30.0):
+    """The full live view (the first answers may be counts only while the server reads)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        view = client.get(f"/api/live?key={key}").json()
+        if not view.get("loading"):
+            return view
+        assert time.monotonic() < deadline, "the live view never finished loading"
+        time.sleep(0.05)
+
+
 # -- pagination ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ten_thousand():
@@ -189,6 +202,28 @@ def test_live_view_reads_only_changed_trials(store):
         1 for d in make_docs(200, exp_key="e") if d["result"].get("status") == "ok")
 
 
+def test_a_large_experiment_shows_its_counts_while_the_server_reads_it(store):
+    import threading
+
+    store.jobs.insert_many(make_docs(50, exp_key="slow"))
+    release = threading.Event()
+
+    class SlowSource(MongoSource):
+        def changes(self, exp_key, cursor):
+            assert release.wait(30)
+            return super().changes(exp_key, cursor)
+
+    client = TestClient(create_app(SlowSource(store)))
+    first = client.get("/api/live?key=slow").json()
+    assert first["loading"] is True and first["total"] == 50
+    assert first["counts"]["error"] == sum(1 for t in range(50) if t % 7 == 3)
+    assert client.get("/api/live?key=slow").json()["loading"] is True, "still reading"
+    release.set()
+    full = live_view(client, "slow")
+    assert full["version"] >= 1 and full["curve"]["n_ok"] == sum(
+        1 for d in make_docs(50) if d["result"].get("status") == "ok")
+
+
 def test_intermediate_values_are_kept_for_the_latest_trials(store):
     docs = make_docs(5, exp_key="r", when=datetime.datetime(2026, 6, 1))
     docs[1]["intermediate"] = [{"step": 1, "value": 0.9}, {"step": 2, "value": float("nan")},
@@ -197,7 +232,7 @@ def test_intermediate_values_are_kept_for_the_latest_trials(store):
     docs[2]["result"] = {"status": "pruned", "loss": 0.8, "pruned_at_step": 1}
     store.jobs.insert_many(docs)
     app = TestClient(create_app(MongoSource(store)))
-    live = app.get("/api/live?key=r").json()
+    live = live_view(app, "r")
     inter = {e["tid"]: e for e in live["intermediate"]}
     assert inter[1]["points"] == [[1, 0.9], [2, None], [3, 0.4]]  # NaN travels as null
     assert inter[2]["status"] == "pruned" and live["statuses"]["pruned"] == 1
@@ -254,10 +289,10 @@ def test_file_is_reread_when_fmin_writes_it(trials_file, tmp_path):
     shutil.copy(trials_file, path)
     source = FileSource(str(path), min_interval=0)
     client = TestClient(create_app(source, live_interval=0))
-    assert client.get("/api/live?key=(none)").json()["total"] == 30
+    assert live_view(client, "(none)")["total"] == 30
     fmin(objective, SPACE, algo=rand.suggest, max_evals=34, trials_save_file=str(path),
          show_progressbar=False, rstate=np.random.default_rng(4), catch_eval_exceptions=True)
-    assert client.get("/api/live?key=(none)").json()["total"] == 34
+    assert live_view(client, "(none)")["total"] == 34
 
 
 def test_api_errors_name_the_problem(trials_file):

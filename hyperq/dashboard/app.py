@@ -282,6 +282,9 @@ def create_app(source: TrialSource, token: str | None = None, live_interval: flo
     def live(request: Request) -> Response:
         view = dash.live(dash.exp_key(request))
         since = _int(request, "since")
+        first = view.first_view()
+        if first is not None:  # a large experiment is still being read: counts first
+            return _json(first)
         view.refresh()
         if since is not None and since == view.version:
             return _json({"version": since, "unchanged": True})

@@ -103,6 +103,9 @@ class LiveExperiment:
         self._now: datetime.datetime | None = None
         self._params_cache: tuple[int, dict[str, Any]] | None = None
         self.reads = 0
+        self._loader: threading.Thread | None = None
+        self._loader_lock = threading.Lock()
+        self._load_error: BaseException | None = None
         """How many trial documents the source returned so far (for tests and benchmarks)."""
 
     # -- refreshing ----------------------------------------------------------------------
@@ -171,6 +174,34 @@ class LiveExperiment:
                 self._signature = signature
                 self._view = None
             self._refreshed = time.monotonic()
+
+    @property
+    def loaded(self) -> bool:
+        """Has the first (full) read of the experiment finished?"""
+        return self._version > 0
+
+    def first_view(self) -> dict[str, Any] | None:
+        """While the first full read runs (in a thread, started here), the counts alone, so that
+        a large experiment opens at once; ``None`` once the full view is available."""
+        if self.loaded:
+            return None
+        with self._loader_lock:  # not self._lock: the loader holds that while it reads
+            if self._loader is None:
+                self._loader = threading.Thread(target=self._first_load, daemon=True,
+                                                name=f"dashboard-load-{self.exp_key}")
+                self._loader.start()
+        if self._load_error is not None:
+            error, self._load_error, self._loader = self._load_error, None, None
+            raise error
+        counts = self.source.state_counts(self.exp_key)
+        return {"version": 0, "loading": True, "counts": counts, "total": sum(counts.values())}
+
+    def _first_load(self) -> None:
+        try:
+            self.refresh(force=True)
+        except BaseException as exc:  # noqa: BLE001 - handed to the next request
+            log.warning("cannot read experiment %r: %s", self.exp_key, exc)
+            self._load_error = exc
 
     # -- what browsers see ---------------------------------------------------------------
     @property

@@ -146,6 +146,13 @@
       var url = '/api/live?key=' + encodeURIComponent(label) + (version === null ? '' : '&since=' + version);
       return api(url).then(function (v) {
         var now = Date.now();
+        if (v.loading) {  // the server is still reading a large experiment: counts only
+          STATES.forEach(function (s) { document.getElementById('count-' + s).textContent = String(v.counts[s] || 0); });
+          document.getElementById('count-total').textContent = String(v.total);
+          curveBox.replaceChildren(h('p', {'class': 'note', text: 'Reading ' + v.total + ' trials…'}));
+          actions.update({counts: v.counts, stale: 0});
+          return;
+        }
         if (!v.unchanged) {
           version = v.version;
           renderLive(v, label, curveBox, side, interBox);
