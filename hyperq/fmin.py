@@ -417,6 +417,8 @@ def fmin(fn: Callable[..., Any], space: Any, algo: Algo | None = None,
         logger.info("resuming from %s with %d trials", trials_save_file, len(trials))
     elif trials is None:
         trials = Trials()
+    max_evals = sys.maxsize if max_evals is None else int(max_evals)
+    trials.prepare_fmin(domain)  # before queueing points: workers need the domain they name
     if points_to_evaluate:
         if isinstance(points_to_evaluate, dict):
             raise InvalidArgument("points_to_evaluate must be a list of dicts, not one dict")
@@ -429,8 +431,6 @@ def fmin(fn: Callable[..., Any], space: Any, algo: Algo | None = None,
             trials.insert_trial_docs(docs_from_values(trials, domain, tids, points))
             trials.refresh()
 
-    max_evals = sys.maxsize if max_evals is None else int(max_evals)
-    trials.prepare_fmin(domain)
     progress = ProgressReporter(show_progressbar, total=None if max_evals == sys.maxsize
                                 else max_evals)
     run = _Run(domain, trials, algo, max_evals, timeout, loss_threshold, rng,

@@ -91,13 +91,13 @@ def test_a_worker_that_lost_its_lease_cannot_overwrite_attachments(mongo_uri):
                    "book_time": None, "refresh_time": None}])
     trials = MongoTrials(mongo_uri, exp_key="F")
     stale = store.claim("w1", "F", lease_s=0.3)
-    _FencedCtrl(trials, stale, store).attachments["model"] = b"first attempt"
+    _FencedCtrl(trials, store.job(stale)).attachments["model"] = b"first attempt"
     time.sleep(0.6)
     assert store.requeue_expired("F") == (1, 0)
     rerun = store.claim("w2", "F", lease_s=5)
-    _FencedCtrl(trials, rerun, store).attachments["model"] = b"re-run"
+    _FencedCtrl(trials, store.job(rerun)).attachments["model"] = b"re-run"
     with pytest.raises(LeaseLost, match="lost the trial's lease"):
-        _FencedCtrl(trials, stale, store).attachments["model"] = b"stale write"
+        _FencedCtrl(trials, store.job(stale)).attachments["model"] = b"stale write"
     with pytest.raises(LeaseLost):
-        del _FencedCtrl(trials, stale, store).attachments["model"]
+        del _FencedCtrl(trials, store.job(stale)).attachments["model"]
     assert trials.trial_attachments(rerun)["model"] == b"re-run"

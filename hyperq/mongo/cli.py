@@ -29,7 +29,14 @@ __all__ = ["worker_command", "main"]
               help="Directory to run objectives in (created if needed).")
 @click.option("--poll-interval", type=float, default=0.005, show_default=True,
               envvar="HYPERQ_POLL_INTERVAL",
-              help="Longest sleep between checks for work when idle (seconds).")
+              help="Shortest sleep between this worker's checks for work when idle (seconds; "
+                   "servers without change streams).")
+@click.option("--fleet-rate", type=float, default=25.0, show_default=True,
+              envvar="HYPERQ_FLEET_RATE",
+              help="Checks for work per second shared by all idle workers of the collection "
+                   "(servers without change streams).")
+@click.option("--watch/--no-watch", default=True, show_default=True,
+              help="Wait for work on a change stream when the server offers one.")
 @click.option("--heartbeat", type=float, default=2.0, show_default=True,
               envvar="HYPERQ_HEARTBEAT",
               help="Seconds between lease heartbeats while a trial runs.")
@@ -44,7 +51,7 @@ __all__ = ["worker_command", "main"]
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def worker_command(mongo: str, exp_key: str | None, max_jobs: int | None,
                    idle_timeout: float | None, workdir: str | None, poll_interval: float,
-                   heartbeat: float, lease: float | None, secret: str | None,
+                   fleet_rate: float, watch: bool, heartbeat: float, lease: float | None, secret: str | None,
                    reconnect_timeout: float, log_level: str) -> None:
     """Evaluate trials queued in MongoDB by fmin(..., trials=MongoTrials(...))."""
     from .store import ANY_EXP, AuthenticationFailed, StoreUnavailable, connect_store
@@ -56,6 +63,8 @@ def worker_command(mongo: str, exp_key: str | None, max_jobs: int | None,
     )
     if heartbeat <= 0 or (lease is not None and lease <= heartbeat):
         raise click.BadParameter("need heartbeat > 0 and lease > heartbeat", param_hint="--lease")
+    if fleet_rate <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--fleet-rate")
     try:
         target = parse_mongo_uri(mongo)
     except InvalidMongoURI as exc:
@@ -71,6 +80,8 @@ def worker_command(mongo: str, exp_key: str | None, max_jobs: int | None,
         idle_timeout=idle_timeout,
         workdir=workdir,
         poll_interval=poll_interval,
+        fleet_rate=fleet_rate,
+        watch=watch,
         heartbeat=heartbeat,
         lease=lease,
         secret=resolve_secret(secret),

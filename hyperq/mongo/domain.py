@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections import OrderedDict
 from typing import Any
 
 import cloudpickle
@@ -52,12 +53,13 @@ def publish_domain(store: JobStore, domain: Any, secret: bytes | None, exp_key: 
 
 
 class DomainCache:
-    """A worker's cache of loaded domains, keyed by content hash."""
+    """A worker's cache of the ``max_size`` most recently used domains, by content hash."""
 
-    def __init__(self, store: JobStore, secret: bytes | None) -> None:
+    def __init__(self, store: JobStore, secret: bytes | None, max_size: int = 8) -> None:
         self._store = store
         self._secret = secret
-        self._cache: dict[str, Any] = {}
+        self._max_size = max_size
+        self._cache: OrderedDict[str, Any] = OrderedDict()
         self._warned: set[str] = set()
 
     def __len__(self) -> int:
@@ -70,6 +72,7 @@ class DomainCache:
         domain is unsigned or altered, and :class:`DomainLoadError` for every other failure.
         """
         if key in self._cache:
+            self._cache.move_to_end(key)
             return self._cache[key]
         try:
             payload, meta = self._store.get_domain(key)
@@ -115,4 +118,6 @@ class DomainCache:
             self._warned.add(key)
             log.warning("domain loaded, but versions differ: %s", ", ".join(mismatch))
         self._cache[key] = domain
+        while len(self._cache) > self._max_size:
+            self._cache.popitem(last=False)
         return domain

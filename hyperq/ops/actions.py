@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hyperq.mongo.store import DOMAIN_PREFIX, JOB_STATE_ERROR, JOB_STATE_NEW, JobStore
+from hyperq.mongo.store import JOB_STATE_ERROR, JOB_STATE_NEW, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def requeue_errors(store: JobStore, exp_key: Any, tids: Iterable[int] | None = N
                     "$unset": {"lease_token": "", "misc.error": "", "misc.traceback": ""},
                     "$push": {"misc.previous_errors": previous},
                     "$inc": {"requeues": 1},
-                    "$currentDate": {"refresh_time": True},
+                    "$currentDate": {"refresh_time": True, "changed": True},
                 },
             ),
             "requeue an errored trial",
@@ -85,48 +85,14 @@ def cancel_queued(store: JobStore, exp_key: Any) -> int:
     return store.cancel_new(exp_key)
 
 
-def _domain_keys(store: JobStore, exp_key: Any) -> set[str]:
-    keys: set[str] = set()
-    for value in store.jobs.distinct("misc.cmd", {"exp_key": exp_key}):
-        # MongoDB unwinds arrays in distinct; other servers may return the whole array
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and len(item) == 64:  # a domain's SHA-256
-                keys.add(item)
-    current = store.experiment_domain(exp_key)
-    if current:
-        keys.add(current)
-    return keys
-
-
-def _domain_in_use(store: JobStore, key: str) -> bool:
-    return bool(
-        store.jobs.find_one({"misc.cmd": key}, {"_id": 1})
-        or store.experiments.find_one({"domain": key}, {"_id": 1})
-    )
-
-
 def delete_experiment(store: JobStore, exp_key: Any) -> dict[str, int]:
     """Delete ``exp_key`` entirely: trials, attachments, tid counter, its experiment record,
     its experiment-level attachments and the stored domains no other experiment uses.
 
     Returns counts of what was deleted.
     """
-    n_trials = store.jobs.count_documents({"exp_key": exp_key})
-    domains = store.retry(lambda: _domain_keys(store, exp_key), "find the experiment's domains")
-    store.delete_experiment(exp_key)  # trials, trial attachments, tid counter
-    exp_attachments = store.attachment_names(f"exp/{exp_key}/")
-    for name in exp_attachments:
-        try:
-            store.delete_attachment(name)
-        except KeyError:
-            pass
-    store.retry(lambda: store.experiments.delete_one({"_id": f"exp:{exp_key}"}),
-                "delete the experiment record")
-    removed_domains = 0
-    for key in domains:
-        if not _domain_in_use(store, key) and store.fs.exists(DOMAIN_PREFIX + key):
-            store.fs.delete(DOMAIN_PREFIX + key)
-            removed_domains += 1
-    log.info("deleted exp_key=%r: %d trials, %d domains", exp_key, n_trials, removed_domains)
-    return {"trials": n_trials, "experiment_attachments": len(exp_attachments),
-            "domains": removed_domains}
+    counts = store.delete_experiment(exp_key)
+    log.info("deleted exp_key=%r: %d trials, %d domains", exp_key, counts["trials"],
+             counts["domains"])
+    return {"trials": counts["trials"], "experiment_attachments": counts["attachments"],
+            "domains": counts["domains"]}

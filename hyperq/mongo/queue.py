@@ -1,0 +1,210 @@
+"""The queue: trial ids, inserts, claims, cancellation, and reading what changed.
+
+Every write that changes a trial's state stamps ``changed`` with the server's clock, so a
+driver learns everything that happened since its last look with one indexed read
+(:meth:`TrialQueue.changed_since`), whoever made the change (another driver, an operator, a
+worker injecting results). Wake-ups (change streams, or paced polling where the server has
+none) live in :mod:`hyperq.mongo.wakeups`.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from typing import Any, Iterable
+
+import pymongo
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from .connection import Connection, is_transient
+
+log = logging.getLogger(__name__)
+
+JOB_STATE_NEW = 0
+JOB_STATE_RUNNING = 1
+JOB_STATE_DONE = 2
+JOB_STATE_ERROR = 3
+JOB_STATE_CANCEL = 4
+FINISHED_STATES = (JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_CANCEL)
+#: how far back :meth:`TrialQueue.changed_since` looks before the newest change it saw, so
+#: that a write stamped earlier but committed later than another is never missed
+CHANGE_SLACK = datetime.timedelta(seconds=2)
+
+__all__ = ["TrialQueue", "ANY_EXP", "exp_filter", "JOB_STATE_NEW", "JOB_STATE_RUNNING",
+           "JOB_STATE_DONE", "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "FINISHED_STATES",
+           "CHANGE_SLACK"]
+
+
+class _AnyExp:
+    """Sentinel: serve or scan every experiment in the collection."""
+
+    def __repr__(self) -> str:
+        return "ANY_EXP"
+
+
+ANY_EXP: Any = _AnyExp()
+
+
+def exp_filter(exp_key: Any, **more: Any) -> dict[str, Any]:
+    """A filter on ``exp_key`` (none for :data:`ANY_EXP`) plus ``more``."""
+    return dict(more) if exp_key is ANY_EXP else {"exp_key": exp_key, **more}
+
+
+class TrialQueue:
+    """Queue operations on the jobs collection of one :class:`Connection`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.jobs = conn.jobs
+        self._indexes_done = False
+        self._tid_floor_checked: set[Any] = set()
+
+    def ensure_indexes(self) -> None:
+        """Create the indexes behind claims, lookups, change reads and lease scans."""
+        if self._indexes_done:
+            return
+
+        def make() -> None:
+            self.jobs.create_index([("exp_key", 1), ("state", 1), ("tid", 1)],
+                                   name="claim_by_exp")
+            self.jobs.create_index([("state", 1), ("tid", 1)], name="claim_any")
+            self.jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid", unique=True)
+            self.jobs.create_index([("exp_key", 1), ("changed", 1)], name="exp_changed")
+            self.jobs.create_index([("state", 1), ("refresh_time", 1)], name="lease_scan")
+
+        self.conn.retry(make, "create indexes")
+        self._indexes_done = True
+
+    # -- trial ids ---------------------------------------------------------------------------
+    def reserve_tids(self, exp_key: Any, n: int) -> list[int]:
+        """Reserve ``n`` consecutive trial ids for ``exp_key`` (atomic, survives restarts).
+
+        Retried through reconnects without reserving twice: each reservation carries a request
+        id, and a retry that finds its own request applied reads the result instead.
+        """
+        if n <= 0:
+            return []
+        counters, key = self.conn.counters, f"tid:{exp_key}"
+        if exp_key not in self._tid_floor_checked:  # a lost counter must not reuse tids
+            floor = self._max_tid(exp_key) + 1
+            if floor > 0:
+                self.conn.retry(lambda: counters.update_one(
+                    {"_id": key}, {"$max": {"n": floor}}, upsert=True), "check the tid counter")
+            self._tid_floor_checked.add(exp_key)
+        req = uuid.uuid4().hex
+
+        def do() -> int:
+            try:
+                doc = counters.find_one_and_update(
+                    {"_id": key, "req": {"$ne": req}}, {"$inc": {"n": n}, "$set": {"req": req}},
+                    upsert=True, return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:  # our request was applied before a reconnect
+                doc = counters.find_one({"_id": key})
+                if not doc or doc.get("req") != req:
+                    raise
+            return int(doc["n"])
+
+        end = self.conn.retry(do, "reserve trial ids")
+        return list(range(end - n, end))
+
+    def _max_tid(self, exp_key: Any) -> int:
+        doc = self.conn.retry(lambda: self.jobs.find_one(
+            {"exp_key": exp_key}, {"tid": 1}, sort=[("tid", -1)]), "read the highest tid")
+        return int(doc["tid"]) if doc else -1
+
+    # -- inserting ---------------------------------------------------------------------------
+    def insert(self, docs: Iterable[dict[str, Any]]) -> list[Any]:
+        """Insert trial documents in one request; retried without duplicating any.
+
+        Documents inserted in a finished state (injected results) are stamped ``changed`` so
+        that every driver's next read sees them.
+        """
+        docs = list(docs)
+        if not docs:
+            return []
+        for doc in docs:
+            doc.setdefault("_id", uuid.uuid4().hex)
+
+        def do() -> None:
+            try:
+                self.jobs.insert_many(docs, ordered=False)
+            except pymongo.errors.BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                ids = [d["_id"] for d in docs]  # duplicates: a previous attempt inserted them
+                present = {d["_id"] for d in self.jobs.find({"_id": {"$in": ids}}, {"_id": 1})}
+                if present != set(ids):
+                    raise
+
+        self.conn.retry(do, "insert trials")
+        finished = [d["_id"] for d in docs if d.get("state") != JOB_STATE_NEW]
+        if finished:
+            self.conn.retry(lambda: self.jobs.update_many(
+                {"_id": {"$in": finished}}, {"$currentDate": {"changed": True}}),
+                "stamp injected trials")
+        return [d["_id"] for d in docs]
+
+    # -- claiming ----------------------------------------------------------------------------
+    def claim(self, worker_id: str, exp_key: Any, lease_s: float,
+              owner: Any = None) -> dict[str, Any] | None:
+        """Atomically move the lowest-tid NEW trial to RUNNING under a fresh lease token.
+
+        Returns the claimed document or ``None``. If the connection drops after the server
+        applied the claim, the retry finds the trial by its token instead of orphaning it.
+        """
+        token = uuid.uuid4().hex
+        update = {
+            "$set": {"state": JOB_STATE_RUNNING, "worker": worker_id,
+                     "owner": owner if owner is not None else worker_id,
+                     "lease_token": token, "lease_ms": int(lease_s * 1000)},
+            "$inc": {"attempt": 1},
+            "$currentDate": {"book_time": True, "refresh_time": True, "changed": True},
+        }
+        flt = exp_filter(exp_key, state=JOB_STATE_NEW)
+        tries = 0
+        while True:
+            try:
+                return self.jobs.find_one_and_update(flt, update, sort=[("tid", 1)],
+                                                     return_document=ReturnDocument.AFTER)
+            except PyMongoError as exc:
+                if not is_transient(exc):
+                    raise
+                tries += 1
+                held = self.conn.retry(lambda: self.jobs.find_one({"lease_token": token}),
+                                       "recover a claim")
+                if held is not None:
+                    return held
+                if tries >= 3:
+                    raise
+
+    def has_new(self, exp_key: Any) -> bool:
+        """Is a NEW trial waiting? (one indexed read)"""
+        return self.jobs.find_one(exp_filter(exp_key, state=JOB_STATE_NEW), {"_id": 1}) is not None
+
+    def cancel_new(self, exp_key: Any, ids: list[Any] | None = None) -> int:
+        """Mark NEW trials CANCEL: those in ``ids`` if given, else every one of ``exp_key``."""
+        flt = exp_filter(exp_key, state=JOB_STATE_NEW)
+        if ids is not None:
+            if not ids:
+                return 0
+            flt["_id"] = {"$in": list(ids)}
+        return self.conn.retry(lambda: self.jobs.update_many(
+            flt, {"$set": {"state": JOB_STATE_CANCEL},
+                  "$currentDate": {"refresh_time": True, "changed": True}}).modified_count,
+            "cancel queued trials")
+
+    # -- reading -----------------------------------------------------------------------------
+    def changed_since(self, exp_key: Any, since: datetime.datetime | None
+                      ) -> list[dict[str, Any]]:
+        """Every trial of ``exp_key`` changed at or after ``since - CHANGE_SLACK`` (all if None)."""
+        flt = exp_filter(exp_key)
+        if since is not None:
+            flt["changed"] = {"$gte": since - CHANGE_SLACK}
+        return self.conn.retry(lambda: list(self.jobs.find(flt)), "read trials")
+
+    def count_finished(self, exp_key: Any) -> int:
+        """How many trials of ``exp_key`` are DONE, ERROR or CANCEL."""
+        return self.conn.retry(lambda: self.jobs.count_documents(
+            exp_filter(exp_key, state={"$in": list(FINISHED_STATES)})), "count trials")
