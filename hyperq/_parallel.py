@@ -38,6 +38,7 @@ from hyperq.base import (
     JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_NEW, JOB_STATE_RUNNING, Ctrl,
     Domain, Trials, utcnow,
 )
+from hyperq.evaluation import evaluate_trial
 from hyperq.exceptions import InvalidArgument
 from hyperq.intermediate import SnapshotHistory, TrialHandle, memory_history, trial_context
 
@@ -96,14 +97,14 @@ def evaluate_outcome(domain: Domain, tid: int, vals: Mapping[str, Any],
                                "traceback": None, "owner": doc["owner"]}
     handle = TrialHandle(tid, sink=on_report, history=history,
                          pruner=getattr(domain, "pruner", None))
-    try:
-        with trial_context(handle):
-            outcome["result"] = domain.evaluate(vals, ctrl)
+    with trial_context(handle):
+        result = evaluate_trial(domain, vals, ctrl)  # the evaluation path of every backend
+    if result.ok:
+        outcome["result"] = result.result
         outcome["attachments"] = dict(ctrl.attachments)
         outcome["ok"] = True
-    except Exception as exc:
-        outcome["error"] = _describe(exc)
-        outcome["traceback"] = traceback.format_exc()
+    else:
+        outcome["error"], outcome["traceback"] = result.error, result.traceback
     outcome["seconds"] = time.perf_counter() - t0
     outcome["intermediate"] = handle.intermediate
     try:

@@ -41,6 +41,8 @@ class Outcome:
     traceback: str | None = None
     attachments: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the objective's exception (for callers that re-raise it); never pickled or stored
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def misc_updates(self) -> dict[str, Any]:
         """The ``misc`` fields an error outcome sets on the trial document."""
@@ -72,7 +74,7 @@ def evaluate_trial(domain: Any, config: Mapping[str, Any], ctrl: Any) -> Outcome
         result = domain.evaluate(config, ctrl, attach_attachments=True)
     except Exception as exc:
         return Outcome(False, {"status": "fail"}, describe_exception(exc),
-                       traceback.format_exc(), {}, time.perf_counter() - t0)
+                       traceback.format_exc(), {}, time.perf_counter() - t0, exc)
     return Outcome(True, result, None, None, {}, time.perf_counter() - t0)
 
 

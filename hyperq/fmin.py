@@ -9,7 +9,6 @@ import pickle
 import sys
 import tempfile
 import time
-import traceback
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -20,6 +19,7 @@ from hyperq.base import (
     JOB_STATE_RUNNING, STATUS_OK, Ctrl, Domain, Trials, misc_from_values, spec_from_misc,
     utcnow, values_from_misc_vals,
 )
+from hyperq.evaluation import evaluate_trial
 from hyperq.exceptions import AllTrialsFailed, InvalidArgument, NoTrialsFinished
 from hyperq.progress import ProgressReporter
 from hyperq.space import SearchSpace
@@ -265,21 +265,23 @@ class _Run:
         trial["book_time"] = trial["refresh_time"] = now
         trial["owner"] = f"{os.uname().nodename}:{os.getpid()}"
         ctrl = Ctrl(self.trials, current_trial=trial)
-        try:
-            result = self.domain.evaluate(spec_from_misc(trial["misc"]), ctrl)
+        try:  # the evaluation path of every backend (hyperq/evaluation.py)
+            outcome = evaluate_trial(self.domain, spec_from_misc(trial["misc"]), ctrl)
         except KeyboardInterrupt:
             trial["state"], trial["owner"], trial["book_time"] = JOB_STATE_NEW, None, None
             raise
-        except Exception as exc:
+        if not outcome.ok:
+            exc = outcome.exception
             trial["state"] = JOB_STATE_ERROR
-            trial["misc"]["error"] = (str(type(exc)), str(exc))
-            trial["misc"]["traceback"] = traceback.format_exc()
+            trial["misc"]["error"] = outcome.error
+            trial["misc"]["traceback"] = outcome.traceback
             trial["refresh_time"] = utcnow()
-            if not self.catch:
+            if not self.catch and exc is not None:
                 self.n_finished += 1
-                raise
+                raise exc
             logger.error("trial %s failed: %s: %s", trial["tid"], type(exc).__name__, exc)
         else:
+            result = outcome.result
             trial["result"] = result
             trial["state"] = JOB_STATE_DONE
             trial["refresh_time"] = utcnow()

@@ -218,6 +218,54 @@ def private_server(tmp_path):
         server.stop()
 
 
+def secantus_command() -> str | None:
+    """The SecantusDB server command (a MongoDB-protocol server with change streams)."""
+    here = Path(sys.executable).with_name("secantusd-py")
+    return str(here) if here.exists() else shutil.which("secantusd-py")
+
+
+@pytest.fixture
+def change_stream_uri(tmp_path):
+    """A private SecantusDB server (it presents itself as a one-member replica set, so it has
+    change streams): its URI. Skips when ``secantusd-py`` is not installed."""
+    import pymongo
+
+    cmd = secantus_command()
+    if cmd is None:
+        pytest.skip("secantusd-py not installed (pip install secantusdb): no change-stream server")
+    port = free_port()
+    log = open(tmp_path / "secantus.log", "wb")
+    proc = subprocess.Popen([cmd, "--host", "127.0.0.1", "--port", str(port), "--storage-path",
+                             str(tmp_path / "secantus-data"), "--log-level", "WARNING"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    uri = f"mongodb://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError((tmp_path / "secantus.log").read_text()[-2000:])
+            client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=1000,
+                                         directConnection=True)
+            try:
+                client.admin.command("ping")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+            finally:
+                client.close()
+        yield f"mongodb://127.0.0.1:{port}/cs?directConnection=true"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 # -- worker processes ------------------------------------------------------------------------
 def worker_cmd() -> list[str]:
     script = Path(sys.executable).with_name("hyperq-worker")
@@ -293,6 +341,19 @@ def record_and_square(params):
         fh.write(f"{os.getpid()} {x!r}\n")
     time.sleep(float(os.environ.get("HYPERQ_TEST_SLEEP", "0")))
     return (x - 1.0) ** 2
+
+
+def record_finish(params):
+    """Log ``start PID X`` and ``end PID X`` to $HYPERQ_TEST_LOG around a short random sleep."""
+    import random
+
+    x = params["x"]
+    with open(os.environ["HYPERQ_TEST_LOG"], "a") as fh:
+        fh.write(f"start {os.getpid()} {x!r}\n")
+    time.sleep(random.uniform(0, float(os.environ.get("HYPERQ_TEST_SLEEP", "0"))))
+    with open(os.environ["HYPERQ_TEST_LOG"], "a") as fh:
+        fh.write(f"end {os.getpid()} {x!r}\n")
+    return {"loss": (x - 1.0) ** 2, "status": "ok", "pid": os.getpid()}
 
 
 def hang_first_time(params):

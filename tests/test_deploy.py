@@ -60,7 +60,7 @@ def test_compose_runs_authenticated_mongo_and_scalable_workers():
     assert "ports" not in worker
     uri = worker["environment"]["HYPERQ_MONGO_URI"]
     assert re.match(r"mongodb://\$\{HYPERQ_DB_USER[^}]*\}:\$\{HYPERQ_DB_PASSWORD[^}]*\}@mongo:27017/"
-                    r"hyperq\?authSource=hyperq$", uri)
+                    r"hyperq\?authSource=hyperq&replicaSet=rs0$", uri)
     assert "HYPERQ_SECRET" in worker["environment"]
     assert worker["depends_on"]["mongo"]["condition"] == "service_healthy"
     assert worker["stop_grace_period"] == "60s"
@@ -108,6 +108,26 @@ def test_kubernetes_manifests():
     query = json.loads(trigger["metadata"]["query"])
     assert query["state"] == {"$in": [0, 1]}, "queued and running trials (NEW=0, RUNNING=1)"
     assert query["exp_key"] == env["HYPERQ_EXP_KEY"]["value"]
+
+
+def test_mongodb_runs_as_a_replica_set_in_compose_and_kubernetes():
+    """Change streams and retryable writes need a replica set (issue 11)."""
+    compose = load_all(DEPLOY / "compose" / "docker-compose.yml")[0]
+    mongo, worker = compose["services"]["mongo"], compose["services"]["worker"]
+    assert mongo["command"][:3] == ["mongod", "--replSet", "rs0"] and "--keyFile" in mongo["command"]
+    assert (DEPLOY / "compose" / "mongo-rs-entrypoint.sh").exists()
+    assert "rs.initiate" in mongo["healthcheck"]["test"][1]
+    assert "replicaSet=rs0" in worker["environment"]["HYPERQ_MONGO_URI"]
+    k8s = DEPLOY / "k8s"
+    assert "mongodb-statefulset.yaml" in load_all(k8s / "kustomization.yaml")[0]["resources"]
+    service, stateful = load_all(k8s / "mongodb-statefulset.yaml")
+    assert service["spec"]["clusterIP"] == "None"
+    container = stateful["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["--replSet", "rs0"]
+    assert "rs.initiate" in container["readinessProbe"]["exec"]["command"][-1]
+    secrets = load_all(k8s / "secret.example.yaml")
+    assert "replicaSet=rs0" in secrets[0]["stringData"]["HYPERQ_MONGO_URI"]
+    assert {"MONGO_INITDB_ROOT_PASSWORD", "keyfile"} <= set(secrets[1]["stringData"])
 
 
 # -- Dockerfile ----------------------------------------------------------------------------

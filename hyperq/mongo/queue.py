@@ -71,7 +71,6 @@ class TrialQueue:
             self.jobs.create_index([("state", 1), ("tid", 1)], name="claim_any")
             self.jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid", unique=True)
             self.jobs.create_index([("exp_key", 1), ("changed", 1)], name="exp_changed")
-            self.jobs.create_index([("state", 1), ("refresh_time", 1)], name="lease_scan")
 
         self.conn.retry(make, "create indexes")
         self._indexes_done = True

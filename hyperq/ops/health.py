@@ -2,8 +2,9 @@
 
 A worker is healthy when the ``workers`` registry holds a live entry (heartbeat within its
 lease, by the server's clock) for this host, and for ``pid`` if given. The worker refreshes
-that entry every ``--heartbeat`` seconds, from a separate thread while a trial runs, so a long
-trial stays healthy and a wedged worker loop does not.
+that entry from a separate thread on a timer, also while a trial runs, so a long trial stays
+healthy. The check reads the registry only: a probe every few seconds per pod costs the jobs
+collection nothing.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class HealthReport:
 def check_worker_health(store: JobStore, host: str, pid: int | None = None,
                         recent_s: float = 86400.0) -> HealthReport:
     """Is a worker on ``host`` (with ``pid``) alive in the registry?"""
-    found = [w for w in list_workers(store, recent_s=recent_s, host=host)
+    found = [w for w in list_workers(store, recent_s=recent_s, host=host, count_trials=False)
              if pid is None or w.pid == pid]
     who = f"host {host!r}" + (f" pid {pid}" if pid is not None else "")
     alive = [w for w in found if w.status == "alive"]

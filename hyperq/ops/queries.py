@@ -302,13 +302,16 @@ def _finished_by_worker(store: JobStore, worker_ids: list[Any]) -> dict[tuple[An
     return {(r["_id"]["worker"], r["_id"]["state"]): int(r["n"]) for r in rows}
 
 
-def list_workers(store: JobStore, recent_s: float = 3600.0, host: str | None = None
-                 ) -> list[WorkerInfo]:
+def list_workers(store: JobStore, recent_s: float = 3600.0, host: str | None = None,
+                 count_trials: bool = True) -> list[WorkerInfo]:
     """Live workers, plus those lost or stopped within the last ``recent_s`` seconds.
 
     A worker is *alive* when its last heartbeat is within its lease (as
     :meth:`JobStore.live_workers` decides), *stopped* when it exited cleanly, and *lost* when
     its heartbeats stopped without a clean exit (killed, crashed, machine gone).
+    ``count_trials`` counts each worker's DONE and ERROR trials in the trials themselves (one
+    aggregation over the jobs collection); without it, the counters the workers keep in their
+    registry entries are shown (what a liveness probe should read: the registry only).
     """
     now = store.server_time()
     live_ids = {w["_id"] for w in store.retry(lambda: store.live_workers(ANY_EXP),
@@ -319,7 +322,13 @@ def list_workers(store: JobStore, recent_s: float = 3600.0, host: str | None = N
     if host is not None:
         flt = {"$and": [flt, {"host": host}]}
     docs = store.retry(lambda: list(store.workers.find(flt)), "list workers")
-    done = _finished_by_worker(store, [d["_id"] for d in docs])
+    if count_trials:
+        done = _finished_by_worker(store, [d["_id"] for d in docs])
+    else:
+        done = {}
+        for d in docs:
+            done[(d["_id"], JOB_STATE_DONE)] = int(d.get("n_done") or 0)
+            done[(d["_id"], JOB_STATE_ERROR)] = int(d.get("n_error") or 0)
     out = []
     for doc in docs:
         last = doc.get("last_heartbeat")

@@ -14,6 +14,8 @@ Every process's MongoDB commands are counted with pymongo command monitoring
   N workers are idle; its claim's ``book_time`` (server time) minus that.
 - **throughput**: fmin of N trials with 1, 4 and 16 workers started first; trials per second
   of wall time of the fmin call.
+- **change streams**: idle load and latency again on SecantusDB (a one-member replica set,
+  ``pip install secantusdb``), where workers wait on change streams instead of polling.
 
 hyperopt runs from a separate venv (hyperopt 0.3.0 needs pymongo 3.x): its workers with
 ``--no-subprocesses --poll-interval=0.1`` (its fastest polling), its driver with the same
@@ -347,6 +349,52 @@ def bench_throughput_hyperopt(base: str, counts_dir: str, python: str, n_workers
             "seconds": seconds, "trials_per_s": n_trials / seconds}
 
 
+def bench_change_streams(counts_dir, args) -> dict:
+    """Idle load and insert-to-claim latency on SecantusDB (a one-member replica set)."""
+    from mongo_server import free_port, secantus_command
+
+    import pymongo
+
+    cmd = secantus_command()
+    if cmd is None:
+        if args.change_streams == "yes":
+            sys.exit("secantusd-py not installed (pip install secantusdb)")
+        return {}
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="hyperq-bench-secantus-")
+    proc = subprocess.Popen([cmd, "--host", "127.0.0.1", "--port", str(port), "--storage-path",
+                             data, "--log-level", "WARNING"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    out: dict = {"server": "SecantusDB (change streams)", "idle": [], "latency": []}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                pymongo.MongoClient(base, serverSelectionTimeoutMS=1000).admin.command("ping")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        for n in [int(x) for x in args.latency_workers.split(",")]:
+            r = bench_latency(base, counts_dir(), n, max(10, args.samples // 2))
+            out["latency"].append(r)
+            print(f"change streams: latency {n} idle workers: median {r['median_ms']:.1f} ms, "
+                  f"p90 {r['p90_ms']:.1f} ms", flush=True)
+        n = max(int(x) for x in args.idle_workers.split(","))
+        n = min(n, 16)
+        r = bench_idle(base, counts_dir(), n, args.idle_window)
+        out["idle"].append(r)
+        print(f"change streams: idle {n} workers: {r['fleet_requests_per_s']:.1f} requests/s "
+              f"{json.dumps(r['by_command_per_s'])}", flush=True)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uri", default=None, help="server base URI (default: private mongoeco)")
@@ -361,6 +409,9 @@ def main(argv=None):
     parser.add_argument("--hyperopt-python", default=None,
                         help="Python with hyperopt 0.3.0 and pymongo 3.x (default: "
                              ".venv-hyperopt/bin/python if it exists; 'none' to skip)")
+    parser.add_argument("--change-streams", default="auto",
+                        help="also measure idle load and latency on a SecantusDB server (change "
+                             "streams): auto (if secantusd-py is installed), yes, no")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     phases = set(args.phases.split(","))
@@ -432,6 +483,8 @@ def main(argv=None):
                     out["throughput"].append(r)
                     print(f"throughput hyperopt {n} workers: {r['trials_per_s']:.1f} trials/s",
                           flush=True)
+        if args.change_streams != "no":
+            out["change_streams"] = bench_change_streams(counts_dir, args)
     finally:
         if server:
             server.stop()
