@@ -7,10 +7,11 @@ at registration for servers without TTL indexes).
 
 Lease expiry measures the worker, not the server: every scan first stamps a clock document in
 ``<collection>.counters``. When no scan happened for :data:`OUTAGE_GAP_S` (the server was down
-or unreachable for everyone, or nobody was watching), the clock records ``resumed`` = now, and
-a lease counts from ``max(refresh_time, resumed)``: time the store was away is not held against
-any worker. Workers and the driver scan on a timer, so the gap stays far below that threshold
-while anyone is connected.
+or unreachable for everyone, or nobody was watching), the clock records that gap as an outage,
+and every lease is extended by the part of each recent outage that fell within it: time the
+store was away is not held against any worker. Workers and the driver scan on a timer, so
+gaps that long are rare while anyone is connected, and a rare one only delays an expiry by
+its own length.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ OUTAGE_GAP_S = 3.0
 #: registry entries not refreshed for this long are deleted
 WORKER_TTL_S = 7 * 86400
 CLOCK_ID = "lease_clock"
+#: outages remembered by the clock (older ones no longer overlap any live lease)
+MAX_OUTAGES = 20
 
 __all__ = ["WorkerRegistry", "DEFAULT_MAX_ATTEMPTS", "OUTAGE_GAP_S", "WORKER_TTL_S"]
 
@@ -96,15 +99,18 @@ class WorkerRegistry:
         return self.workers.count_documents(self._live_filter(exp_key))
 
     # -- lease expiry ------------------------------------------------------------------------
-    def _tick_clock(self) -> datetime.datetime | None:
-        """Stamp the scan clock; returns when leases resumed after the last outage (or None)."""
+    def _tick_clock(self) -> list[dict[str, Any]]:
+        """Stamp the scan clock; returns the recent outages ``[{start, end}]`` (server time)."""
         gap_ms = int(OUTAGE_GAP_S * 1000)
         outage = {"$lt": [{"$add": [{"$ifNull": ["$seen", "$$NOW"]}, gap_ms]}, "$$NOW"]}
+        known = {"$ifNull": ["$outages", []]}
         doc = self.conn.counters.find_one_and_update(
             {"_id": CLOCK_ID},
-            [{"$set": {"resumed": {"$cond": [outage, "$$NOW", "$resumed"]}, "seen": "$$NOW"}}],
+            [{"$set": {"outages": {"$cond": [outage, {"$slice": [{"$concatArrays": [
+                known, [{"start": "$seen", "end": "$$NOW"}]]}, -MAX_OUTAGES]}, known]},
+                "seen": "$$NOW"}}],
             upsert=True, return_document=ReturnDocument.AFTER)
-        return (doc or {}).get("resumed")
+        return list((doc or {}).get("outages") or [])
 
     def expire_leases(self, exp_key: Any) -> tuple[int, int]:
         """Re-queue RUNNING trials whose lease expired by the server's clock.
@@ -116,9 +122,12 @@ class WorkerRegistry:
         return self.conn.retry(lambda: self._expire(exp_key), "re-queue expired trials")
 
     def _expire(self, exp_key: Any) -> tuple[int, int]:
-        resumed = self._tick_clock()
-        start = "$refresh_time" if resumed is None else {"$max": ["$refresh_time", resumed]}
-        expired = {"$lt": [{"$add": [start, {"$ifNull": ["$lease_ms", 0]}]}, "$$NOW"]}
+        # a lease is extended by the part of each outage that fell within it
+        extension: list[Any] = [
+            {"$max": [0, {"$subtract": [o["end"], {"$max": [o["start"], "$refresh_time"]}]}]}
+            for o in self._tick_clock() if o.get("start") is not None and o.get("end")]
+        deadline = {"$add": ["$refresh_time", {"$ifNull": ["$lease_ms", 0]}, *extension]}
+        expired = {"$lt": [deadline, "$$NOW"]}
         budget = {"$ifNull": ["$max_attempts", DEFAULT_MAX_ATTEMPTS]}
         base = exp_filter(exp_key, state=JOB_STATE_RUNNING)
         jobs = self.conn.jobs

@@ -37,9 +37,10 @@ __all__ = ["MongoTrials"]
 
 #: trial ids reserved per request to the counter (unused ones are simply skipped)
 TID_BLOCK = 32
-#: seconds between the driver's lease-expiry scans and live-worker counts
+#: seconds between the driver's lease-expiry scans (5x longer while workers scan) and counts
+#: of live workers
 SCAN_EVERY_S = 2.0
-COUNT_WORKERS_EVERY_S = 2.0
+COUNT_WORKERS_EVERY_S = 3.0
 
 
 class MongoTrials(Trials):
@@ -264,12 +265,14 @@ class MongoTrials(Trials):
     def _housekeeping(self) -> None:
         """Re-queue expired leases and say (once) when no live worker serves the experiment."""
         now = time.monotonic()
-        if now - self._last_scan < SCAN_EVERY_S:
+        live = self.live_worker_count()
+        # live workers scan for expired leases on their own timers: the driver adds a little
+        if now - self._last_scan < (SCAN_EVERY_S if live == 0 else 5 * SCAN_EVERY_S):
             return
         self._last_scan = now
         self._store.requeue_expired(self._exp_key)
         store = self._store
-        if self.live_worker_count() == 0:
+        if live == 0:
             if not self._warned_no_worker:
                 self._warned_no_worker = True
                 log.warning(
