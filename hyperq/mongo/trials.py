@@ -41,6 +41,9 @@ TID_BLOCK = 32
 #: of live workers
 SCAN_EVERY_S = 2.0
 COUNT_WORKERS_EVERY_S = 3.0
+#: shortest time between the waiting driver's empty change-stream reads (servers that do not
+#: hold a getMore for its await time)
+FEED_PACE_S = 0.05
 
 
 class MongoTrials(Trials):
@@ -297,7 +300,8 @@ class MongoTrials(Trials):
         """
         if not self._feed_checked:
             self._feed_checked = True
-            self._feed = open_feed(self._store.jobs, finished_pipeline())
+            self._feed = open_feed(self._store.jobs, finished_pipeline(),
+                                   pace=lambda: FEED_PACE_S)
         deadline = time.monotonic() + max(0.0, timeout)
         workers = max(1, self.live_worker_count())
         before_queued = sum(1 for d in self._dynamic_trials if d["state"] == JOB_STATE_NEW)

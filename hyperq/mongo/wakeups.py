@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any
+from typing import Any, Callable
 
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
@@ -51,8 +51,11 @@ class ChangeFeed:
     """A change stream on ``collection`` filtered by ``pipeline``, resumed after errors."""
 
     def __init__(self, collection: Collection, pipeline: list[dict[str, Any]],
-                 await_ms: int = AWAIT_MS) -> None:
+                 await_ms: int = AWAIT_MS, pace: Callable[[], float] | None = None) -> None:
         self.collection, self.pipeline, self.await_ms = collection, pipeline, await_ms
+        #: seconds an empty getMore must take at least: a server that answers at once instead
+        #: of waiting ``await_ms`` (some emulators) is then asked no more often than this
+        self.pace = pace
         self._stream: Any = None
         self._token: Any = None
         self.reopened = 0
@@ -75,11 +78,15 @@ class ChangeFeed:
             try:
                 if self._stream is None:
                     self.open()
+                asked = time.monotonic()
                 event = self._stream.try_next()
                 if event is not None:
                     self._token = self._stream.resume_token
                     return True
                 self._token = self._stream.resume_token or self._token
+                if self.pace is not None:  # the server did not wait: do not ask it again yet
+                    rest = self.pace() - (time.monotonic() - asked)
+                    time.sleep(max(0.0, min(rest, deadline - time.monotonic())))
             except PyMongoError as exc:
                 self._reset(exc)
                 if not is_transient(exc):
@@ -111,9 +118,10 @@ class ChangeFeed:
 
 
 def open_feed(collection: Collection, pipeline: list[dict[str, Any]],
-              await_ms: int = AWAIT_MS) -> ChangeFeed | None:
+              await_ms: int = AWAIT_MS, pace: Callable[[], float] | None = None
+              ) -> ChangeFeed | None:
     """A :class:`ChangeFeed`, or ``None`` when the server has no change streams."""
-    feed = ChangeFeed(collection, pipeline, await_ms)
+    feed = ChangeFeed(collection, pipeline, await_ms, pace)
     try:
         feed.open()
     except OperationFailure as exc:

@@ -253,9 +253,10 @@ class Worker:
             self.store.ensure_indexes()
             self.store.register_worker(self.worker_id, self._registry_info("idle"))
             if cfg.watch:
+                pace = FleetPace(cfg.fleet_rate)
                 self._feed = self.store.retry(
-                    lambda: open_feed(self.store.jobs, new_work_pipeline(cfg.exp_key)),
-                    "watch for work")
+                    lambda: open_feed(self.store.jobs, new_work_pipeline(cfg.exp_key),
+                                      pace=lambda: pace.interval(self.fleet)), "watch for work")
             log.info("worker %s serving %s on %s (%s)", self.worker_id,
                      "every experiment" if cfg.exp_key is ANY_EXP
                      else f"exp_key={cfg.exp_key!r}", self.store.target.display,
