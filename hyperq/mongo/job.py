@@ -11,6 +11,7 @@ import threading
 from typing import Any, Callable
 
 from .connection import Connection
+from .pruning import push_report
 from .queue import JOB_STATE_NEW, JOB_STATE_RUNNING
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,16 @@ class LeasedJob:
         return self._fenced_update({"$set": {"result": result},
                                     "$currentDate": {"refresh_time": True, "changed": True}},
                                    "store a checkpoint")
+
+    def report(self, item: dict[str, Any]) -> None:
+        """Append one intermediate report to ``intermediate`` (issue 14).
+
+        Raises :class:`LeaseLost` (and writes nothing) when the lease is gone, so a stale
+        attempt stops instead of mixing its reports with the re-run's.
+        """
+        if not push_report(self.conn.jobs, self.id, self.token, item, self.conn.retry):
+            self._mark_lost()
+            raise LeaseLost(self._lost_message(f"report of step {item.get('step')}"))
 
     def finish(self, state: int, result: dict[str, Any],
                misc_updates: dict[str, Any] | None = None) -> bool:

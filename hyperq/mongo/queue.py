@@ -18,6 +18,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .connection import Connection, is_transient
+from .pruning import ensure_report_indexes
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class TrialQueue:
             self.jobs.create_index([("state", 1), ("tid", 1)], name="claim_any")
             self.jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid", unique=True)
             self.jobs.create_index([("exp_key", 1), ("changed", 1)], name="exp_changed")
+            ensure_report_indexes(self.jobs)  # the pruners' reads (issue 14)
 
         self.conn.retry(make, "create indexes")
         self._indexes_done = True
@@ -157,7 +159,8 @@ class TrialQueue:
         update = {
             "$set": {"state": JOB_STATE_RUNNING, "worker": worker_id,
                      "owner": owner if owner is not None else worker_id,
-                     "lease_token": token, "lease_ms": int(lease_s * 1000)},
+                     "lease_token": token, "lease_ms": int(lease_s * 1000),
+                     "intermediate": []},  # each attempt reports from scratch (issue 14)
             "$inc": {"attempt": 1},
             "$currentDate": {"book_time": True, "refresh_time": True, "changed": True},
         }

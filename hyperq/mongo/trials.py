@@ -24,6 +24,7 @@ from hyperq.exceptions import InvalidArgument
 
 from .attachments import AttachmentMap
 from .domain import publish_domain
+from .pruning import asked_handle, prepare_asked_doc
 from .queue import FINISHED_STATES
 from .registry import DEFAULT_MAX_ATTEMPTS
 from .signing import resolve_secret, sign_trial
@@ -351,6 +352,23 @@ class MongoTrials(Trials):
         self._queued_here.clear()
         self._stale = True  # cancellations may have raced with claims: read again
         return n
+
+    # -- ask-and-tell (hyperq.AskTell, issue 14) ---------------------------------------------
+    def _asktell_prepare(self, doc: dict[str, Any]) -> None:
+        prepare_asked_doc(doc)
+
+    def _asktell_handle(self, doc: dict[str, Any], pruner: Any, fresh: bool) -> Any:
+        return asked_handle(self._store, doc, pruner, fresh)
+
+    def _asktell_finish(self, doc: dict[str, Any], state: int, result: dict[str, Any],
+                        misc: dict[str, Any]) -> None:
+        from hyperq.evaluation import plain
+
+        if not self._store.finish(doc["_id"], doc["lease_token"], state, plain(result),
+                                  plain(misc)):
+            raise InvalidArgument(f"trial {doc['tid']} is not pending any more (told or "
+                                  "cancelled by another process); nothing written")
+        self.refresh()
 
     # -- pickling: keep the address, not the connection -------------------------------------
     def __getstate__(self) -> dict[str, Any]:

@@ -30,11 +30,13 @@ from typing import Any
 from pymongo.errors import OperationFailure, PyMongoError
 
 from hyperq.evaluation import Outcome, evaluate_trial, plain, storable
+from hyperq.intermediate import TrialHandle, trial_context
 
 from .attachments import AttachmentMap
 from .connection import AUTH_CODES, StoreUnavailable, is_transient
 from .domain import DomainCache, DomainLoadError, runtime_versions
 from .job import LeasedJob, LeaseLost
+from .pruning import MongoHistory
 from .queue import ANY_EXP, JOB_STATE_DONE, JOB_STATE_ERROR
 from .signing import SignatureError, verify_trial
 from .store import JobStore, new_worker_id
@@ -413,7 +415,13 @@ class Worker:
                 raise WorkerInterrupted("stop requested")
             if job.lost.is_set():  # never start an objective whose lease is already gone
                 raise LeaseLostInterrupt("lease lost before the objective started")
-            return evaluate_trial(domain, config, ctrl)
+            # hyperq.get_trial(): reports are writes fenced by the lease, and the pruner decides
+            # here from one indexed read of the other trials' reports (issue 14)
+            handle = TrialHandle(job.tid, sink=job.report, pruner=getattr(domain, "pruner", None),
+                                 history=MongoHistory(self.store.jobs, doc.get("exp_key"),
+                                                      self.store.retry))
+            with trial_context(handle):
+                return evaluate_trial(domain, config, ctrl)
         finally:
             self._interruptible = False
             self._objective_thread = None
