@@ -1,7 +1,7 @@
 """Objectives with intermediate reports that ``hyperq-worker`` processes import (tests dir is on
 their PYTHONPATH). They log to ``$HYPERQ_TEST_LOG``: ``start <pid> <x>`` when an attempt starts,
-``report <pid> <x> <step>`` after each stored report, ``lost <pid> <x> <step>`` when a report
-was refused because the lease was lost."""
+``report <pid> <x> <step>`` after each stored report, ``lost <pid> <x> <step> <exception>`` when
+a report was refused or interrupted because the lease was lost."""
 from __future__ import annotations
 
 import os
@@ -53,12 +53,12 @@ def attempt_curve(params):
     trial = hyperq.get_trial()
     _log("start", os.getpid(), repr(x))
     for step in range(1, N_STEPS + 1):
-        if attempt == 1 and step == 2:
-            while not os.path.exists(os.environ["HYPERQ_TEST_GO"]):
-                time.sleep(0.02)
         try:
+            if attempt == 1 and step == 2:
+                while not os.path.exists(os.environ["HYPERQ_TEST_GO"]):
+                    time.sleep(0.02)
             trial.report(step, 1000.0 * attempt + step)
-        except Exception as exc:
+        except BaseException as exc:  # LeaseLost from the report, or the worker's interrupt
             _log("lost", os.getpid(), repr(x), step, type(exc).__name__)
             raise
         _log("report", os.getpid(), repr(x), step)
