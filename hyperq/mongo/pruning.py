@@ -82,7 +82,8 @@ def push_report(jobs: Any, doc_id: Any, token: str, item: dict[str, Any],
 
     def do() -> bool:
         res = jobs.update_one({**fence, "intermediate.step": {"$ne": item["step"]}},
-                              {"$push": {"intermediate": item}})
+                              {"$push": {"intermediate": item},
+                               "$currentDate": {"changed": True}})  # refresh() re-reads it
         if res.matched_count:
             return True
         return jobs.find_one({**fence, "intermediate.step": item["step"]}, {"_id": 1}) is not None
