@@ -125,9 +125,9 @@ def test_a_sigkilled_workers_trial_reruns_with_clean_reports(mongo_uri, workers,
                                      trials=trials)
     wait_until(lambda: sum(1 for w in log_lines(log) if w[0] == "report") >= 3, 60,
                "three reports of the first attempt")
-    trials.refresh()
-    assert trials.trials[0]["state"] == JOB_STATE_RUNNING
-    assert len(trials.trials[0]["intermediate"]) >= 3  # stored while the trial runs
+    (running,) = MongoTrials(mongo_uri, exp_key="kill").trials  # what any reader sees now
+    assert running["state"] == JOB_STATE_RUNNING
+    assert len(running["intermediate"]) >= 3  # stored while the trial runs
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     rescuer = workers.start(mongo_uri, "--exp-key", "kill",
