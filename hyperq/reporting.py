@@ -399,13 +399,15 @@ def _open_store(uri: str) -> Any:
 
 
 def load_mongo_trials(uri: str, exp_key: str, secret: str | None = None,
-                      load_domain: bool = True) -> tuple[Trials, Any]:
+                      load_domain: bool = True, trust_domain: bool = False
+                      ) -> tuple[Trials, Any]:
     """The trials of experiment ``exp_key`` in MongoDB at ``uri``, and its search space.
 
-    The space comes from the domain fmin published for the workers; loading it unpickles the
-    objective (so its modules must be importable here) and, when ``secret`` (or
-    ``$HYPERQ_SECRET``) is set, checks its signature first. With ``load_domain=False``, or if
-    loading fails (logged as a warning), the space is None and choices show as indices.
+    The space comes from the domain fmin published for the workers. Loading it unpickles the
+    objective (so its modules must be importable here), so it is loaded only when ``secret``
+    (or ``$HYPERQ_SECRET``) is set, after checking its signature, or when ``trust_domain`` is
+    true. Otherwise, with ``load_domain=False``, or if loading fails (logged as a warning), the
+    space is None and choices show as indices.
     Raises ``LookupError`` when the experiment has no trials.
     """
     from hyperq.mongo.domain import DomainCache
@@ -422,14 +424,19 @@ def load_mongo_trials(uri: str, exp_key: str, secret: str | None = None,
             + (f"experiments there: {', '.join(known[:20])}" if known else "it holds none")
         )
     space = None
-    if load_domain:
+    secret_bytes = resolve_secret(secret)
+    if load_domain and not secret_bytes and not trust_domain:
+        from hyperq.ops.params import UNTRUSTED_DOMAIN
+
+        logger.warning("%s; choices show as indices", UNTRUSTED_DOMAIN)
+    elif load_domain:
         key = store.experiment_domain(exp_key)
         if key is None:
             logger.warning("no published domain for exp_key %r: choices show as indices",
                            exp_key)
         else:
             try:
-                space = DomainCache(store, resolve_secret(secret)).get(key).expr
+                space = DomainCache(store, secret_bytes).get(key).expr
             except Exception as exc:  # noqa: BLE001 - the report works without it
                 logger.warning("cannot load the experiment's domain (%s); choices show as "
                                "indices. Use --no-domain to skip loading it.", exc)
@@ -450,8 +457,12 @@ def load_mongo_trials(uri: str, exp_key: str, secret: str | None = None,
               help="Shared secret to verify the published domain. [env HYPERQ_SECRET]")
 @click.option("--no-domain", is_flag=True,
               help="Do not unpickle the published domain (choices then show as indices).")
+@click.option("--trust-domain", is_flag=True,
+              help="Unpickle the published domain without a secret (it is code from the "
+                   "database: only if you trust everyone who can write it).")
 def report_command(exp_key: str | None, mongo: str | None, trials_file: str | None, out: str,
-                   title: str | None, secret: str | None, no_domain: bool) -> None:
+                   title: str | None, secret: str | None, no_domain: bool,
+                   trust_domain: bool) -> None:
     """Write an HTML report (summary, best trial, plots, sortable table) of experiment EXP_KEY.
 
     \b
@@ -475,7 +486,8 @@ def report_command(exp_key: str | None, mongo: str | None, trials_file: str | No
             raise click.UsageError("where are the trials? give --mongo URI (or set "
                                    "HYPERQ_MONGO_URI), or --trials-file")
         try:
-            trials, space = load_mongo_trials(mongo, exp_key, secret, not no_domain)
+            trials, space = load_mongo_trials(mongo, exp_key, secret, not no_domain,
+                                              trust_domain)
         except LookupError as exc:
             raise click.ClickException(str(exc)) from None
         except (ConnectionError, PermissionError, ValueError) as exc:

@@ -157,11 +157,11 @@ def test_best_shows_parameters_as_the_objective_saw_them(cluster):
     best = cluster.db.jobs.find_one({"exp_key": "ops", "state": 2}, sort=[("result.loss", 1)])
     raw = {k: v[0] for k, v in best["misc"]["vals"].items() if v}
     expected = space_eval(SPACE, raw)
-    data = json.loads(cluster.run("best", "ops", "--json").stdout)
+    data = json.loads(cluster.run("best", "ops", "--json", "--trust-domain").stdout)
     assert data["tid"] == best["tid"] and data["parameters_error"] is None
     assert data["parameters"] == json.loads(json.dumps(expected))
     assert data["values"] == raw
-    out = cluster.run("best", "ops")
+    out = cluster.run("best", "ops", "--trust-domain")
     assert out.exit_code == 0
     assert f"tid {best['tid']}" in out.output and "as the objective saw them" in out.output
     assert repr(expected["model"]["kind"]) in out.output
@@ -169,10 +169,25 @@ def test_best_shows_parameters_as_the_objective_saw_them(cluster):
     assert "raw values only" in raw_out.output and f"x = {raw['x']!r}" in raw_out.output
 
 
+def test_best_never_unpickles_the_domain_without_a_secret_or_trust(cluster, monkeypatch):
+    from hyperq.mongo.domain import DomainCache
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the domain was unpickled")
+
+    monkeypatch.setattr(DomainCache, "get", refuse)
+    out = cluster.run("best", "ops")
+    assert out.exit_code == 0, out.output
+    assert "raw values only" in out.output and "no secret was given" in out.output
+    assert "--trust-domain" in out.output
+    data = json.loads(cluster.run("best", "ops", "--json").stdout)
+    assert data["parameters"] is None and "--secret" in data["parameters_error"]
+
+
 def test_best_without_a_loadable_domain_shows_raw_values_and_why(cluster):
     cluster.insert([{"tid": 0, "exp_key": "nodomain", "state": 2,
                      "result": {"status": "ok", "loss": 0.25}}])
-    out = cluster.run("best", "nodomain")
+    out = cluster.run("best", "nodomain", "--trust-domain")
     assert out.exit_code == 0, out.output
     assert "raw values only" in out.output and "stored no domain" in out.output
     assert "x = 0.5" in out.output

@@ -136,13 +136,18 @@ def test_cli_report_from_mongodb(mock_store, tmp_path):
     mock_store.insert(docs)
     publish_domain(mock_store, Domain(objective, SPACE), None, "exp1")
     out = tmp_path / "m.html"
-    res = CliRunner().invoke(main, ["report", "exp1", "--out", str(out)],
-                             env={"HYPERQ_MONGO_URI": "mongodb://localhost/rep"})
+    res = CliRunner().invoke(main, ["report", "exp1", "--out", str(out), "--trust-domain"],
+                             env={"HYPERQ_MONGO_URI": "mongodb://localhost/rep",
+                                  "HYPERQ_SECRET": ""})
     assert res.exit_code == 0, res.output
     assert mock_store.opened == ["mongodb://localhost/rep"]
     text = out.read_text()
     assert "<h1>Experiment exp1</h1>" in text and len(_rows(text)) == 12
     assert ">relu<" in text or ">tanh<" in text  # the published domain decoded the choices
+    # without a secret or --trust-domain the domain (pickled code) is not loaded
+    res = CliRunner().invoke(main, ["report", "exp1", "--mongo", "mongodb://localhost/rep",
+                                    "--out", str(out)], env={"HYPERQ_SECRET": ""})
+    assert res.exit_code == 0 and "show option indices" in out.read_text()
     # --no-domain never unpickles: choices stay indices
     res = CliRunner().invoke(main, ["report", "exp1", "--mongo", "mongodb://localhost/rep",
                                     "--no-domain", "--out", str(out)])

@@ -147,10 +147,13 @@ def workers_command(recent: float, as_json: bool, mongo: str | None, timeout: fl
               help="Do not load the stored domain; show the raw sampled values only.")
 @click.option("--secret", default=None, envvar=SECRET_ENV,
               help=f"HMAC secret: refuse to load an unsigned or altered domain. [env {SECRET_ENV}]")
+@click.option("--trust-domain", is_flag=True,
+              help="Load the stored domain without a secret (it is pickled code: only if you "
+                   "trust everyone who can write the database).")
 @json_option
 @store_options
 @handle_errors
-def best_command(exp_key: str, raw: bool, secret: str | None, as_json: bool,
+def best_command(exp_key: str, raw: bool, secret: str | None, trust_domain: bool, as_json: bool,
                  mongo: str | None, timeout: float) -> None:
     """The best trial of EXP_KEY, with its parameters as the objective saw them."""
     store = connect(mongo, timeout)
@@ -161,7 +164,8 @@ def best_command(exp_key: str, raw: bool, secret: str | None, as_json: bool,
         raise NothingToShow(
             f"experiment {exp_label(key)!r} has no successful trial yet ("
             + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ")")
-    params = trial_parameters(store, doc, resolve_secret(secret), load_domain=not raw)
+    params = trial_parameters(store, doc, resolve_secret(secret), load_domain=not raw,
+                              trust_domain=trust_domain)
     if as_json:
         echo_json({"exp_key": key, "tid": doc.get("tid"), "loss": doc["result"].get("loss"),
                    "result": doc.get("result"), "values": params.values,

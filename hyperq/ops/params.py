@@ -1,8 +1,10 @@
 """A trial's parameters as the objective saw them: ``space_eval`` with the stored domain.
 
-Loading the domain unpickles code from the database, exactly as a worker does. With a secret
-(``--secret`` or ``$HYPERQ_SECRET``) the domain's HMAC signature is checked first and an
-unsigned or altered domain is refused; ``--raw`` skips loading it altogether.
+Loading the domain unpickles code from the database, exactly as a worker does, so the database
+is a trust boundary: the domain is loaded only with a secret (``--secret`` or
+``$HYPERQ_SECRET``), which checks its HMAC signature first and refuses an unsigned or altered
+domain, or when the operator says they trust whoever can write the database
+(``--trust-domain``). Otherwise, and always with ``--raw``, only the raw values are shown.
 """
 from __future__ import annotations
 
@@ -16,7 +18,13 @@ from hyperq.mongo.store import JobStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrialParams", "raw_values", "trial_parameters"]
+__all__ = ["TrialParams", "UNTRUSTED_DOMAIN", "raw_values", "trial_parameters"]
+
+#: why a domain is not loaded without a secret or --trust-domain
+UNTRUSTED_DOMAIN = ("not loading the stored domain: it is pickled code from the database and no "
+                    "secret was given to verify its signature; pass --secret (or set "
+                    "$HYPERQ_SECRET), or --trust-domain if you trust everyone who can write "
+                    "this database")
 
 
 @dataclass
@@ -48,16 +56,21 @@ def _domain_key(store: JobStore, doc: dict[str, Any]) -> str | None:
 
 
 def trial_parameters(store: JobStore, doc: dict[str, Any], secret: bytes | None = None,
-                     load_domain: bool = True) -> TrialParams:
+                     load_domain: bool = True, trust_domain: bool = False) -> TrialParams:
     """The parameters of trial ``doc``, evaluated through the domain the driver stored.
 
-    Never raises for a domain problem: ``error`` then says why only raw values are shown.
+    The domain is unpickled only when ``secret`` is given (its signature is checked first) or
+    ``trust_domain`` is true. Never raises for a domain problem: ``error`` then says why only
+    raw values are shown.
     """
     from hyperq.fmin import space_eval
 
     params = TrialParams(values=raw_values(doc))
     if not load_domain:
         params.error = "not loading the domain (--raw)"
+        return params
+    if not secret and not trust_domain:
+        params.error = UNTRUSTED_DOMAIN
         return params
     key = _domain_key(store, doc)
     if not key:
