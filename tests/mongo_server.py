@@ -101,8 +101,9 @@ class MongoServer:
     """A private mongoeco server process: own port, own data dir, stopped by PID."""
 
     def __init__(self, python: str, dbpath: str, user: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, load: list[str] | None = None) -> None:
         self.python, self.dbpath, self.user, self.password = python, dbpath, user, password
+        self.load = list(load or [])  # DB.COLLECTION=BSON_FILE, bulk-loaded before serving
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log_path = os.path.join(dbpath, "server.log")
@@ -119,6 +120,9 @@ class MongoServer:
         args = [self.python, str(LAUNCHER), "--port", str(self.port), "--dbpath", self.dbpath]
         if self.user:
             args += ["--user", self.user, "--password", self.password or ""]
+        for spec in self.load:
+            args += ["--load", spec]
+        os.makedirs(self.dbpath, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

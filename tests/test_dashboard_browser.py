@@ -1,5 +1,6 @@
 """The dashboard end to end in headless Chromium (Playwright): a real MongoDB-protocol server,
-real `hyperq-worker` processes and a real driver; and a 10,000-trial trials file.
+real `hyperq-worker` processes and a real driver; and 10,000 trials, both in a trials file and
+in a real MongoDB-protocol server read over TCP.
 
 Set HYPERQ_DASHBOARD_SCREENSHOTS=DIR to keep the screenshots (docs/dashboard.md uses them).
 """
@@ -24,7 +25,16 @@ pytest.importorskip("pandas")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 import pymongo  # noqa: E402
-from mongo_server import Workers, mongo_base_uri, wait_until, with_database, worker_env  # noqa: E402,F401
+from mongo_server import (  # noqa: E402,F401
+    URI_ENV,
+    MongoServer,
+    Workers,
+    mongo_base_uri,
+    mongoeco_python,
+    wait_until,
+    with_database,
+    worker_env,
+)
 
 from hyperq import fmin, hp, rand  # noqa: E402
 from hyperq.dashboard.app import create_app  # noqa: E402
@@ -359,11 +369,68 @@ def ten_thousand_file(tmp_path_factory):
     return path, docs
 
 
-def test_pagination_sort_and_filter_at_10000_trials(ten_thousand_file, page, tmp_path):
-    path, docs = ten_thousand_file
+@pytest.fixture(scope="module")
+def ten_thousand_mongo(ten_thousand_file, tmp_path_factory):
+    """The same 10,000 trials in a MongoDB-protocol server over TCP: ``$HYPERQ_TEST_MONGO_URI``
+    (inserted with insert_many), else a private mongoeco server that bulk-loads them from a
+    BSON file before it starts serving. Yields the database's URI.
+
+    mongoeco's ``insert`` command checks each new document against every stored one, so
+    inserting 10,000 trials over the wire takes hours there; its bulk load takes about 12 s.
+    It also builds a unique compound index in quadratic time, so the queue's two indexes the
+    dashboard reads on are made without ``unique`` (uniqueness only matters to writes, and
+    this experiment is only read); the dashboard creates its own two indexes itself."""
+    import bson
+
+    _, docs = ten_thousand_file
+    rows = [{"_id": uuid.UUID(int=random.Random(d["tid"]).getrandbits(128)).hex, **d}
+            for d in docs]
+    name = "dash10k_" + uuid.uuid4().hex[:8]
+    server = None
+    if os.environ.get(URI_ENV):
+        uri = with_database(os.environ[URI_ENV], name)
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+        client[name].jobs.insert_many(rows)
+    else:
+        python = mongoeco_python()
+        if python is None:
+            pytest.skip("no mongoeco server to load 10,000 trials into")
+        tmp = tmp_path_factory.mktemp("mongo-10000")
+        with open(tmp / "jobs.bson", "wb") as fh:
+            for row in rows:
+                fh.write(bson.encode(row))
+        server = MongoServer(python, str(tmp / "db"),
+                             load=[f"{name}.jobs={tmp / 'jobs.bson'}"]).start(timeout=300)
+        uri = with_database(server.uri, name)
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+        client[name].jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid")
+        client[name].jobs.create_index([("exp_key", 1), ("state", 1), ("tid", 1)],
+                                       name="claim_by_exp")
+    try:
+        assert client[name].jobs.estimated_document_count() == len(docs)
+        yield uri
+    finally:
+        if server is None:
+            client.drop_database(name)
+        client.close()
+        if server is not None:
+            server.stop()
+
+
+@pytest.fixture(params=["trials-file", "mongodb"])
+def ten_thousand(request, ten_thousand_file):
+    """The dashboard's source of the 10,000 trials: the trials file or the MongoDB server."""
+    _, docs = ten_thousand_file
+    if request.param == "trials-file":
+        return FileSource(str(ten_thousand_file[0])), docs
+    return MongoSource(open_store(request.getfixturevalue("ten_thousand_mongo"))), docs
+
+
+def test_pagination_sort_and_filter_at_10000_trials(ten_thousand, page, tmp_path):
+    source, docs = ten_thousand
     tids_on_page = "Array.from(document.querySelectorAll('#trials-body tr[data-tid]'))" \
                    ".map(r => +r.dataset.tid)"
-    with serve(create_app(FileSource(str(path)))) as url:
+    with serve(create_app(source)) as url:
         page.goto(f"{url}/experiment?key=sweep")
         page.wait_for_function("(document.getElementById('page-info')||{innerText: ''}).innerText.includes('10000')")
         assert text(page, "#page-info") == "page 1 of 200 · 10000 trial(s)"
@@ -375,7 +442,8 @@ def test_pagination_sort_and_filter_at_10000_trials(ten_thousand_file, page, tmp
         page.wait_for_function("(document.getElementById('page-info')||{innerText: ''}).innerText.startsWith('page 200 ')")
         assert page.evaluate(tids_on_page) == list(range(49, -1, -1))
         assert page.locator("#next-page").is_disabled()
-        shot(page, "dashboard-10000-trials", tmp_path)
+        if isinstance(source, FileSource):
+            shot(page, "dashboard-10000-trials", tmp_path)
 
         # sort by loss (ascending first), trials without a loss last
         page.click("#trials th[data-col='loss'] button")
@@ -402,6 +470,8 @@ def test_pagination_sort_and_filter_at_10000_trials(ten_thousand_file, page, tmp
         page.wait_for_function("(document.getElementById('page-info')||{innerText: ''}).innerText.startsWith('page 3 ')")
         assert page.evaluate(tids_on_page) == errors[100:150]
         assert "ValueError: bad luck" in page.locator("#trials-body tr").first.inner_text()
+    if isinstance(source, MongoSource):
+        assert source.count_command is True, "the server counted with the count command"
 
 
 @pytest.mark.parametrize("page", ["strict"], indirect=True)

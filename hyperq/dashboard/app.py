@@ -112,11 +112,16 @@ class Dashboard:
         return cached[1]
 
     def resolve(self, label: str) -> Any:
-        """The exp_key shown as ``label``; a new experiment is found without waiting."""
-        try:
-            return exp_from_label(self.experiment_keys(), label)
-        except NotFound:
-            return exp_from_label(self.experiment_keys(fresh=True), label)
+        """The exp_key shown as ``label``: an experiment listed before resolves without
+        listing the experiments again (a ``distinct`` over every trial, which some servers
+        answer by reading them all); a new one is found without waiting."""
+        cached = self._keys
+        if cached is not None:
+            try:
+                return exp_from_label(cached[1], label)
+            except NotFound:
+                pass
+        return exp_from_label(self.experiment_keys(fresh=True), label)
 
     def exp_key(self, request: Request) -> Any:
         label = request.query_params.get("key")

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymongo.errors import OperationFailure
+
 from hyperq.mongo.store import FINISHED_STATES as FINISHED
 from hyperq.mongo.store import JOB_STATE_RUNNING
 from hyperq.ops import actions, queries
@@ -63,6 +65,15 @@ ROW_PROJECTION = {
     "worker": 1, "owner": 1, "attempt": 1,
 }
 LIVE_PROJECTION = {**ROW_PROJECTION, "intermediate": 1, "_id": 0}
+
+QUEUE_READ_INDEXES = [[("exp_key", 1), ("tid", 1)], [("exp_key", 1), ("state", 1)]]
+"""Keys of the queue's indexes that the dashboard reads on: pages in tid order, one trial,
+counts per state (the queue creates them as ``exp_tid`` and ``claim_by_exp``)."""
+DASHBOARD_INDEXES = {
+    "exp_refresh": [("exp_key", 1), ("refresh_time", 1)],
+    "exp_best": [("exp_key", 1), ("state", 1), ("result.status", 1), ("result.loss", 1)],
+}
+"""The dashboard's own indexes: what changed since a time; the best trial and loss order."""
 
 
 @dataclass
@@ -204,29 +215,65 @@ class MongoSource(TrialSource):
         self.secret = secret
         self.description = store.target.display
         self._spaces: dict[Any, Any] = {}
+        self.count_command: bool | None = None
+        """Does the server answer the ``count`` command (None: not asked yet)?"""
+        self.created_indexes: list[str] = []
+        """The indexes this dashboard had to create (none when the store already had them)."""
         self._ensure_indexes()
 
     def _ensure_indexes(self) -> None:
-        """The indexes that keep every tick cheap; a user without the createIndex right gets
-        a warning and a slower dashboard, not an error."""
+        """Make sure the reads of every tick are indexed, creating only what is missing.
+
+        A job store that hyperq's driver or workers opened already has the queue's indexes,
+        and one the dashboard opened before has its own two, so usually nothing is created:
+        asking for an index that exists still costs a request and the createIndex right, and a
+        store whose queue indexes are missing gets them from the queue's own code (they include
+        a unique one, which only the queue should define). Another index whose keys start
+        with the same fields serves the same reads and counts as present. A user without the
+        createIndex right gets a warning and a slower dashboard, not an error."""
         try:
-            self.store.ensure_indexes()
-            self.store.retry(lambda: self.store.jobs.create_index(
-                [("exp_key", 1), ("refresh_time", 1)], name="exp_refresh"), "create an index")
-            self.store.retry(lambda: self.store.jobs.create_index(
-                [("exp_key", 1), ("state", 1), ("result.status", 1), ("result.loss", 1)],
-                name="exp_best"), "create an index")
+            have = [list(ix.get("key", {}).items()) for ix in self.store.retry(
+                lambda: list(self.store.jobs.list_indexes()), "list the indexes")]
+
+            def present(keys: list[tuple[str, int]]) -> bool:
+                return any(h[:len(keys)] == keys for h in have)
+
+            if not all(present(keys) for keys in QUEUE_READ_INDEXES):
+                self.store.ensure_indexes()
+                self.created_indexes.append("queue")
+            for name, keys in DASHBOARD_INDEXES.items():
+                if not present(keys):
+                    self.store.retry(lambda keys=keys, name=name: self.store.jobs.create_index(
+                        keys, name=name), "create an index")
+                    self.created_indexes.append(name)
         except Exception as exc:  # noqa: BLE001 - read-only users still get a dashboard
             log.warning("could not create the dashboard's indexes (%s); reads will scan", exc)
+
+    def count(self, flt: dict[str, Any]) -> int:
+        """The number of trials matching ``flt``, with the ``count`` command when the server
+        has it (it counts on the index; ``count_documents`` runs an aggregation, which is the
+        same work on MongoDB but loads every matching document on some servers: 1.45 s
+        against 0.06 s for 10,000 trials on mongoeco), else with ``count_documents``."""
+        jobs = self.store.jobs
+        if self.count_command is not False:
+            try:
+                reply = self.store.retry(lambda: jobs.database.command(
+                    {"count": jobs.name, "query": flt}), "count trials")
+                self.count_command = True
+                return int(reply["n"])
+            except (OperationFailure, NotImplementedError, KeyError) as exc:
+                if self.count_command:  # it worked before: a real failure
+                    raise
+                log.info("the server does not answer the count command (%s); "
+                         "using count_documents", exc)
+                self.count_command = False
+        return self.store.retry(lambda: jobs.count_documents(flt), "count trials")
 
     def experiment_keys(self) -> list[Any]:
         return queries.experiment_keys(self.store)
 
     def state_counts(self, exp_key: Any) -> dict[str, int]:
-        jobs = self.store.jobs
-        return {name: self.store.retry(
-                    lambda code=code: jobs.count_documents({"exp_key": exp_key, "state": code}),
-                    "count trials")
+        return {name: self.count({"exp_key": exp_key, "state": code})
                 for code, name in STATE_NAMES.items()}
 
     def now(self) -> datetime.datetime:
@@ -265,7 +312,7 @@ class MongoSource(TrialSource):
         flt = self._filter(exp_key, query)
         jobs = self.store.jobs
         direction = -1 if query.descending else 1
-        total = self.store.retry(lambda: jobs.count_documents(flt), "count trials")
+        total = self.count(flt)
 
         def read(extra: dict[str, Any], skip: int, limit: int) -> list[dict[str, Any]]:
             if limit <= 0:
@@ -282,8 +329,7 @@ class MongoSource(TrialSource):
         numeric = {"result.loss": {"$type": "number"}}
         if "result.loss" in flt:
             numeric = {"result.loss": {**flt["result.loss"], "$type": "number"}}
-        n_numeric = self.store.retry(lambda: jobs.count_documents({**flt, **numeric}),
-                                     "count trials with a loss")
+        n_numeric = self.count({**flt, **numeric})
         rows = read(numeric, query.skip, min(query.size, n_numeric - query.skip))
         rest = query.size - len(rows)
         if rest > 0:
@@ -334,9 +380,8 @@ class MongoSource(TrialSource):
     def activity(self, exp_key: Any, since: datetime.datetime
                  ) -> tuple[int, datetime.datetime | None, datetime.datetime | None]:
         jobs, retry = self.store.jobs, self.store.retry
-        recent = retry(lambda: jobs.count_documents(
-            {"exp_key": exp_key, "refresh_time": {"$gte": since},
-             "state": {"$in": [FINISHED[0], FINISHED[1]]}}), "count recent trials")
+        recent = self.count({"exp_key": exp_key, "refresh_time": {"$gte": since},
+                             "state": {"$in": [FINISHED[0], FINISHED[1]]}})
         first = retry(lambda: jobs.find_one({"exp_key": exp_key}, {"book_time": 1,
                                                                      "refresh_time": 1},
                                             sort=[("tid", 1)]), "read the first trial")
