@@ -163,6 +163,54 @@ def test_file_pagination_matches_mongo(ten_thousand, tmp_path_factory, query):
     assert (total, [d["tid"] for d in docs]) == (n, tids)
 
 
+def test_indexes_are_created_only_when_missing(store):
+    first = MongoSource(store)
+    assert first.created_indexes == ["queue", "exp_refresh", "exp_best"]
+    names = {ix["name"] for ix in store.jobs.list_indexes()}
+    assert {"exp_tid", "claim_by_exp", "exp_refresh", "exp_best"} <= names
+    # a second dashboard (or a restart) finds them all and creates nothing
+    assert MongoSource(store).created_indexes == []
+
+
+def test_an_index_on_the_same_leading_keys_serves_and_is_not_duplicated(store):
+    store.jobs.create_index([("exp_key", 1), ("tid", 1), ("state", 1)])
+    store.jobs.create_index([("exp_key", 1), ("state", 1)])
+    store.jobs.create_index([("exp_key", 1), ("refresh_time", 1), ("tid", 1)])
+    source = MongoSource(store)
+    assert source.created_indexes == ["exp_best"]
+    assert "exp_tid" not in {ix["name"] for ix in store.jobs.list_indexes()}
+
+
+def test_counts_fall_back_to_count_documents_without_the_count_command(store):
+    store.jobs.insert_many(make_docs(50, exp_key="c"))
+    source = MongoSource(store)  # mongomock has no `count` command
+    counts = source.state_counts("c")
+    assert source.count_command is False
+    assert counts["error"] == sum(1 for t in range(50) if t % 7 == 3)
+    assert counts["done"] == 50 - counts["error"]
+
+
+def test_an_experiment_is_found_without_listing_every_experiment(store, monkeypatch):
+    from hyperq.ops.errors import NotFound
+
+    store.jobs.insert_many(make_docs(3, exp_key="plain") + make_docs(2, exp_key=7)
+                           + make_docs(1, exp_key=None))
+    source = MongoSource(store)
+    listed = []
+    real = source.experiment_keys
+    monkeypatch.setattr(source, "experiment_keys", lambda: listed.append(1) or real())
+    assert source.experiment_for_label("plain") == "plain"
+    assert source.experiment_for_label("7") == 7
+    assert source.experiment_for_label("(none)") is None
+    assert listed == [], "found on the index, without a distinct over every trial"
+    with pytest.raises(NotFound):
+        source.experiment_for_label("missing")
+    assert listed == [1], "an unknown label is looked for in the full list before giving up"
+    client = TestClient(create_app(source))
+    assert client.get("/api/trials?key=7").json()["total"] == 2
+    assert client.get("/api/trials?key=nope").status_code == 404
+
+
 def test_bad_page_queries_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="cannot sort by 'params'"):
         PageQuery(sort="params")

@@ -78,6 +78,7 @@ class Dashboard:
         self._experiments: tuple[float, list[dict[str, Any]]] | None = None
         self._decoders: dict[Any, tuple[Any, dict[str, list[Any]]] | None] = {}
         self._keys: tuple[float, list[Any]] | None = None
+        self._resolved: dict[str, Any] = {}  # label -> exp_key, once found
 
     @property
     def actions_enabled(self) -> bool:
@@ -114,14 +115,20 @@ class Dashboard:
     def resolve(self, label: str) -> Any:
         """The exp_key shown as ``label``: an experiment listed before resolves without
         listing the experiments again (a ``distinct`` over every trial, which some servers
-        answer by reading them all); a new one is found without waiting."""
+        answer by reading them all), another one is looked up by the source, so a new one is
+        found without waiting."""
+        if label in self._resolved:
+            return self._resolved[label]
         cached = self._keys
-        if cached is not None:
-            try:
-                return exp_from_label(cached[1], label)
-            except NotFound:
-                pass
-        return exp_from_label(self.experiment_keys(fresh=True), label)
+        key: Any
+        try:
+            if cached is None:
+                raise NotFound(label)
+            key = exp_from_label(cached[1], label)
+        except NotFound:
+            key = self.source.experiment_for_label(label)
+        self._resolved[label] = key
+        return key
 
     def exp_key(self, request: Request) -> Any:
         label = request.query_params.get("key")

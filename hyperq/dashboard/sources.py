@@ -139,6 +139,10 @@ class TrialSource:
         """Every exp_key with trials, sorted."""
         raise NotImplementedError
 
+    def experiment_for_label(self, label: str) -> Any:
+        """The exp_key shown as ``label``; :class:`NotFound` if there is none."""
+        return exp_from_label(self.experiment_keys(), label)
+
     def state_counts(self, exp_key: Any) -> dict[str, int]:
         """``{state name: number of trials}`` for every state."""
         raise NotImplementedError
@@ -271,6 +275,22 @@ class MongoSource(TrialSource):
 
     def experiment_keys(self) -> list[Any]:
         return queries.experiment_keys(self.store)
+
+    def experiment_for_label(self, label: str) -> Any:
+        """Looks for a trial of the exp_key ``label`` names (the string, ``None`` for
+        ``(none)``, the integer for digits) on the (exp_key, tid) index, and lists every
+        experiment only when none is found: listing is a ``distinct`` over all trials, which
+        some servers answer by reading every trial (1.4 s for 10,000 on mongoeco)."""
+        candidates: list[Any] = [None] if label == queries.NONE_KEY else []
+        candidates.append(label)
+        if label.lstrip("-").isdigit():
+            candidates.append(int(label))
+        for key in candidates:
+            if queries.exp_label(key) == label and self.store.retry(
+                    lambda key=key: self.store.jobs.find_one({"exp_key": key}, {"_id": 1}),
+                    "look up an experiment") is not None:
+                return key
+        return super().experiment_for_label(label)
 
     def state_counts(self, exp_key: Any) -> dict[str, int]:
         return {name: self.count({"exp_key": exp_key, "state": code})

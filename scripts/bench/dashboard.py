@@ -4,9 +4,15 @@ headless Chromium), and how many trial documents each live tick reads.
     python scripts/bench/dashboard.py                       # 100,000 trials in a trials file
     python scripts/bench/dashboard.py --n 10000 --mongo mongodb://127.0.0.1:27017/bench_dash
     python scripts/bench/dashboard.py --no-browser
+    python scripts/bench/dashboard.py --n 10000 --mongoeco ~/.cache/hyperq/mongoeco-venv/bin/python
 
 With ``--mongo`` the trials are inserted into that database (dropped first) and read through
-the MongoDB source; without it they are saved as a trials file. Times are wall-clock on this
+the MongoDB source; without it they are saved as a trials file. ``--mongoeco PYTHON`` starts a
+private mongoeco server (``scripts/mongo_test_server.py`` run by PYTHON, which needs
+``mongoeco[wire]``) that bulk-loads the trials before serving them over TCP: inserting them
+over the wire would take hours there (see the script's docstring). Its two queue indexes the
+dashboard reads on are then created without ``unique`` (mongoeco builds a unique compound index
+in quadratic time); the dashboard creates its own two. Times are wall-clock on this
 machine; "documents read per tick" is a count and does not depend on the machine.
 """
 from __future__ import annotations
@@ -26,6 +32,7 @@ import random
 import shutil
 import socket
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -81,8 +88,14 @@ def timed_get(url: str) -> tuple[float, dict]:
     return time.perf_counter() - start, body
 
 
-def median_get(url: str, repeat: int = 5) -> float:
-    return statistics.median(timed_get(url)[0] for _ in range(repeat))
+def median_get(url: str, repeat: int = 5, spacing: float = 0.0) -> float:
+    """Median seconds of ``repeat`` requests, ``spacing`` seconds apart (to miss caches)."""
+    times = []
+    for i in range(repeat):
+        if i and spacing:
+            time.sleep(spacing)
+        times.append(timed_get(url)[0])
+    return statistics.median(times)
 
 
 def browser_open(url: str, n: int) -> list[float]:
@@ -112,10 +125,36 @@ def browser_open(url: str, n: int) -> list[float]:
             b.close()
 
 
+def start_mongoeco(python: str, docs: list[dict], tmp: str) -> tuple[subprocess.Popen, str]:
+    """A private mongoeco server on a free port holding ``docs`` in ``bench_dash.jobs``."""
+    import bson
+
+    path = os.path.join(tmp, "jobs.bson")
+    with open(path, "wb") as fh:
+        for doc in docs:
+            fh.write(bson.encode(doc))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = os.path.join(tmp, "server.log")
+    proc = subprocess.Popen([python, str(REPO / "scripts" / "mongo_test_server.py"),
+                             "--port", str(port), "--dbpath", os.path.join(tmp, "db"),
+                             "--load", f"bench_dash.jobs={path}"],
+                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    while "READY" not in Path(log_path).read_text():
+        if proc.poll() is not None:
+            raise SystemExit(f"mongoeco did not start: {Path(log_path).read_text()[-2000:]}")
+        time.sleep(0.2)
+    return proc, f"mongodb://127.0.0.1:{port}/bench_dash"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--mongo", default=None, help="MongoDB URI with a database to use")
+    parser.add_argument("--mongoeco", default=None, metavar="PYTHON",
+                        help="start a private mongoeco server with this Python and load the "
+                             "trials into it")
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
 
@@ -126,8 +165,22 @@ def main() -> int:
     exp_key = "bench"
     docs = make_docs(args.n, exp_key)
     tmp = tempfile.mkdtemp(prefix="hyperq-dash-bench-")
+    server: subprocess.Popen | None = None
     try:
-        if args.mongo:
+        if args.mongoeco:
+            from hyperq.ops.connection import open_store
+
+            start = time.perf_counter()
+            server, uri = start_mongoeco(args.mongoeco, docs, tmp)
+            print(f"mongoeco loaded {args.n} trials and started in "
+                  f"{time.perf_counter() - start:.1f} s")
+            store = open_store(uri, timeout=10)
+            start = time.perf_counter()
+            store.jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid")
+            store.jobs.create_index([("exp_key", 1), ("state", 1), ("tid", 1)],
+                                    name="claim_by_exp")
+            print(f"queue's read indexes (not unique): {time.perf_counter() - start:.1f} s")
+        elif args.mongo:
             from hyperq.ops.connection import open_store
 
             store = open_store(args.mongo, timeout=10)
@@ -136,10 +189,12 @@ def main() -> int:
             for i in range(0, len(docs), 2000):
                 store.jobs.insert_many(docs[i:i + 2000])
             print(f"inserted {args.n} trials in {time.perf_counter() - start:.1f} s")
+        if args.mongo or args.mongoeco:
             start = time.perf_counter()
             source = MongoSource(store)
-            print(f"indexes: {time.perf_counter() - start:.1f} s")
-            where = f"MongoDB {store.target.display}"
+            print(f"dashboard's indexes {source.created_indexes or '(none missing)'}: "
+                  f"{time.perf_counter() - start:.1f} s")
+            where = f"MongoDB {store.target.display}" + (" (mongoeco)" if args.mongoeco else "")
         else:
             from hyperq import trials_from_docs
             from hyperq.fmin import save_trials
@@ -175,6 +230,10 @@ def main() -> int:
             rows.append(("live view, first load (API)", f"{cold * 1000:.0f} ms"))
             rows.append(("live view, next ticks (API)",
                          f"{median_get(f'{api}/live?{key}', 10) * 1000:.0f} ms"))
+            rows.append(("live view, a tick that reads the source (API, 0.5 s apart)",
+                         f"{median_get(f'{api}/live?{key}', 5, 0.5) * 1000:.0f} ms"))
+            rows.append(("experiments page (API, 1.1 s apart: not cached)",
+                         f"{median_get(f'{api}/experiments', 3, 1.1) * 1000:.0f} ms"))
         live = LiveExperiment(source, exp_key, min_interval=0)
         live.refresh()
         first = live.reads
@@ -184,6 +243,9 @@ def main() -> int:
         rows.append(("documents read per tick afterwards (nothing changed)",
                      f"{(live.reads - first) / 10:g}"))
     finally:
+        if server is not None:
+            server.terminate()
+            server.wait(15)
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print("| measure | value |")
