@@ -211,6 +211,22 @@ def test_an_experiment_is_found_without_listing_every_experiment(store, monkeypa
     assert client.get("/api/trials?key=nope").status_code == 404
 
 
+def test_the_experiments_page_reads_the_worker_registry_only(store, monkeypatch):
+    """Counting each worker's trials is an aggregation over every trial: the workers page
+    needs it, the experiments page (which only shows who is alive) does not."""
+    from hyperq.ops import queries
+
+    asked = []
+    monkeypatch.setattr(queries, "list_workers",
+                        lambda store, count_trials=True: asked.append(count_trials) or [])
+    store.jobs.insert_many(make_docs(3, exp_key="e"))
+    client = TestClient(create_app(MongoSource(store)))
+    row = client.get("/api/experiments").json()["experiments"][0]
+    assert (row["label"], row["total"], row["live_workers"]) == ("e", 3, 0)
+    assert client.get("/api/workers").status_code == 200
+    assert asked == [False, True]
+
+
 def test_bad_page_queries_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="cannot sort by 'params'"):
         PageQuery(sort="params")

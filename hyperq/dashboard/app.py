@@ -142,9 +142,10 @@ class Dashboard:
         if cached and time.monotonic() - cached[0] < 1.0:
             return cached[1]
         now = self.source.now()
-        rows = [experiment_summary(self.source, key, now)
-                for key in self.source.experiment_keys()]
-        workers = self.source.workers()
+        rows = [experiment_summary(self.source, key, now) for key in self.experiment_keys()]
+        # which workers are alive and what they serve: the registry alone (counting each
+        # worker's trials is an aggregation over every trial, for the workers page only)
+        workers = self.source.workers(count_trials=False)
         if workers is not None:
             for row in rows:
                 row["live_workers"] = sum(1 for w in workers if w["status"] == "alive"

@@ -176,8 +176,9 @@ class TrialSource:
         """The experiment's search space if it can be had safely, else ``None``."""
         return None
 
-    def workers(self) -> list[dict[str, Any]] | None:
-        """The worker registry (``None``: this source has none)."""
+    def workers(self, count_trials: bool = True) -> list[dict[str, Any]] | None:
+        """The worker registry (``None``: this source has none); ``count_trials`` counts each
+        worker's finished and failed trials in the trials (else its own counters)."""
         return None
 
     def stale_count(self, exp_key: Any) -> int:
@@ -388,8 +389,8 @@ class MongoSource(TrialSource):
         params = trial_parameters(self.store, doc, secret=self.secret, load_domain=True)
         return params.values, params.evaluated if params.ok else None, params.error
 
-    def workers(self) -> list[dict[str, Any]] | None:
-        return [w.as_dict() for w in queries.list_workers(self.store)]
+    def workers(self, count_trials: bool = True) -> list[dict[str, Any]] | None:
+        return [w.as_dict() for w in queries.list_workers(self.store, count_trials=count_trials)]
 
     def stale_count(self, exp_key: Any) -> int:
         return queries.count_stale(self.store, exp_key)
