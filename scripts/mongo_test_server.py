@@ -28,9 +28,16 @@ import signal
 import sys
 
 
+def _read_documents(file_name: str) -> list:
+    """The documents of a BSON file, in order."""
+    import bson
+
+    with open(file_name, "rb") as fh:
+        return list(bson.decode_file_iter(fh))
+
+
 async def _load(path: str, loads: list[str]) -> None:
     """Bulk-insert each ``DB.COLLECTION=FILE`` of ``loads`` into the SQLite file at ``path``."""
-    import bson
     from mongoeco import AsyncMongoClient
     from mongoeco.engines.sqlite import SQLiteEngine
 
@@ -40,19 +47,10 @@ async def _load(path: str, loads: list[str]) -> None:
             db_name, _, coll_name = namespace.partition(".")
             if not (db_name and coll_name and file_name):
                 raise SystemExit(f"--load wants DB.COLLECTION=FILE, got {spec!r}")
-            collection = client[db_name][coll_name]
-            batch: list = []
-            n = 0
-            with open(file_name, "rb") as fh:
-                for doc in bson.decode_file_iter(fh):
-                    batch.append(doc)
-                    if len(batch) == 5000:
-                        await collection.insert_many(batch)
-                        n, batch = n + len(batch), []
-            if batch:
-                await collection.insert_many(batch)
-                n += len(batch)
-            print(f"LOADED {n} documents into {namespace}", flush=True)
+            docs = _read_documents(file_name)
+            for i in range(0, len(docs), 5000):
+                await client[db_name][coll_name].insert_many(docs[i:i + 5000])
+            print(f"LOADED {len(docs)} documents into {namespace}", flush=True)
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -397,8 +397,7 @@ def ten_thousand_mongo(ten_thousand_file, tmp_path_factory):
             pytest.skip("no mongoeco server to load 10,000 trials into")
         tmp = tmp_path_factory.mktemp("mongo-10000")
         with open(tmp / "jobs.bson", "wb") as fh:
-            for row in rows:
-                fh.write(bson.encode(row))
+            fh.writelines(bson.encode(row) for row in rows)
         server = MongoServer(python, str(tmp / "db"),
                              load=[f"{name}.jobs={tmp / 'jobs.bson'}"]).start(timeout=300)
         uri = with_database(server.uri, name)

@@ -131,16 +131,16 @@ def start_mongoeco(python: str, docs: list[dict], tmp: str) -> tuple[subprocess.
 
     path = os.path.join(tmp, "jobs.bson")
     with open(path, "wb") as fh:
-        for doc in docs:
-            fh.write(bson.encode(doc))
+        fh.writelines(bson.encode(doc) for doc in docs)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log_path = os.path.join(tmp, "server.log")
-    proc = subprocess.Popen([python, str(REPO / "scripts" / "mongo_test_server.py"),
-                             "--port", str(port), "--dbpath", os.path.join(tmp, "db"),
-                             "--load", f"bench_dash.jobs={path}"],
-                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([python, str(REPO / "scripts" / "mongo_test_server.py"),
+                                 "--port", str(port), "--dbpath", os.path.join(tmp, "db"),
+                                 "--load", f"bench_dash.jobs={path}"],
+                                stdout=log, stderr=subprocess.STDOUT)
     while "READY" not in Path(log_path).read_text():
         if proc.poll() is not None:
             raise SystemExit(f"mongoeco did not start: {Path(log_path).read_text()[-2000:]}")
