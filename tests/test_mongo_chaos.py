@@ -62,6 +62,7 @@ def test_many_workers_kills_and_a_server_restart_lose_and_double_nothing(private
         return jobs.count_documents({"exp_key": "chaos", "state": JOB_STATE_DONE})
 
     signals = collections.Counter()
+    sigkilled: set[int] = set()  # may die between the objective's end and the result's write
     restarted = False
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
@@ -81,6 +82,8 @@ def test_many_workers_kills_and_a_server_restart_lose_and_double_nothing(private
             sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
             os.kill(victim.pid, sig)
             signals[sig] += 1
+            if sig == signal.SIGKILL:
+                sigkilled.add(victim.pid)
             live.append(workers.start(uri, *args, env=env))
         time.sleep(0.5)
     assert restarted, "the server was restarted during the run"
@@ -92,9 +95,13 @@ def test_many_workers_kills_and_a_server_restart_lose_and_double_nothing(private
     for d in docs:
         assert d["result"]["pid"] == int(d["worker"].split(":")[-2]), d["tid"]
     events = _log(log_path)
-    ends = collections.Counter(x for kind, _, x in events if kind == "end")
-    xs = {repr(d["misc"]["vals"]["x"][0]) for d in docs}
-    assert set(ends) == xs
+    stored_by = {repr(d["misc"]["vals"]["x"][0]): d["result"]["pid"] for d in docs}
+    assert {x for kind, _, x in events if kind == "end"} == set(stored_by)
+    # an objective runs to its end once, except where a SIGKILL struck between its end and the
+    # result's write (nothing was stored, so the trial had to run again): no outage, lease
+    # or SIGTERM makes one run twice
+    ends = collections.Counter(x for kind, pid, x in events if kind == "end"
+                               and not (int(pid) in sigkilled and int(pid) != stored_by[x]))
     twice = {x: n for x, n in ends.items() if n > 1}
     assert not twice, f"objectives that ran to the end more than once: {twice}"
     assert signals[signal.SIGKILL] and signals[signal.SIGTERM]
