@@ -80,7 +80,9 @@ class Fleet:
             cmd = [python, str(SUPPORT / "counting.py"), "hyperopt-worker", f"--mongo={mongo}",
                    f"--exp-key={exp_key}", "--no-subprocesses", "--poll-interval=0.1",
                    "--reserve-timeout=3600"]
-            self.procs.append(subprocess.Popen(cmd, env=self.env(), stdout=subprocess.DEVNULL,
+            # hyperopt's worker writes logfile.txt into its working directory: keep it out of ours
+            self.procs.append(subprocess.Popen(cmd, env=self.env(), cwd=self.counts_dir,
+                                               stdout=subprocess.DEVNULL,
                                                stderr=subprocess.DEVNULL))
 
     def stop(self) -> None:
