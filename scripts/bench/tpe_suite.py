@@ -105,8 +105,13 @@ def run_one(t: dict) -> dict:
     out = dict(t)
     out.update(best=best, regret=max(problem.regret(best), 0.0),
                seconds=time.perf_counter() - t0, key=task_key(t))
+    # best-so-far after every 10 evaluations (in completion order), for regret-vs-budget curves
+    out["curve"] = [max(problem.regret(min(losses[:i])), 0.0)
+                    for i in range(10, len(losses) + 1, 10)]
     if "fref" in t:
-        out["nregret"] = out["regret"] / max(t["fref"] - t["fopt"], 1e-300)
+        scale = max(t["fref"] - t["fopt"], 1e-300)
+        out["nregret"] = out["regret"] / scale
+        out["curve"] = [c / scale for c in out["curve"]]
     return out
 
 
@@ -240,6 +245,36 @@ def report_bbob(results: list[dict], seq_algos: list[str], ks: list[int],
                 continue
             ranks, n = mean_ranks(cases.get((k, None), {}), inflight)
             P.table_row([str(k), str(n)] + ["%.2f" % ranks[a] for a in inflight])
+
+
+def report_curves(results: list[dict], seq_algos: list[str], ks: list[int],
+                  inflight: list[str]) -> None:
+    """Median normalized best-so-far after every 10 evaluations (BBOB runs that recorded a
+    curve), per algorithm and K: how many evaluations K trials in flight need to reach what
+    the sequential run has after n."""
+    bb = [r for r in results if r["problem"].startswith("bbob-") and r.get("curve")]
+    if not bb:
+        return
+    by: dict = {}
+    for r in bb:
+        by.setdefault((r["algo"], r["in_flight"], r["evals"]), []).append(r["curve"])
+    rows = [(a, 1) for a in seq_algos] + [(a, k) for k in ks if k > 1 for a in inflight]
+    for evals in sorted({r["evals"] for r in bb}):
+        present = [(a, k) for a, k in rows if (a, k, evals) in by]
+        if not present:
+            continue
+        steps = list(range(10, evals + 1, 10))
+        if len(steps) > 10:
+            steps = [n for n in steps if n % (evals // 10) == 0]
+        print()
+        print("## BBOB: median normalized best-so-far after n of %d evaluations (runs with a "
+              "recorded curve)" % evals)
+        print()
+        P.table_header(["algorithm", "runs"] + ["n=%d" % n for n in steps])
+        for a, k in present:
+            curves = by[(a, k, evals)]
+            P.table_row([row_name(a, k), str(len(curves))]
+                        + [fmt(statistics.median(c[n // 10 - 1] for c in curves)) for n in steps])
 
 
 def report_extra(results: list[dict], algos: list[str], ks: list[int],
@@ -408,6 +443,7 @@ def main(argv=None):
     keys = {task_key(t) for t in tasks}
     results = [r for k, r in done.items() if k in keys]
     report_bbob(results, algos, ks, inflight)
+    report_curves(results, algos, ks, inflight)
     report_extra(results, algos, ks, inflight)
 
 
