@@ -38,11 +38,6 @@ LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
 LOCAL_SCALE = 0.25     # ... with its kernel widths times this
 PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
-STARTUP_MIN_FINISHED = 0  # experimental: model once this many finished and finished+pending >= startup
-GOOD_PENDING = 0.0     # experimental: good-group size computed on n + GOOD_PENDING * n_pending
-CENTROID_FRACTION = 0.0  # experimental: share of candidates drawn from N(mean, cov) of the good group
-CENTROID_NEIGHBOURS = 0  # experimental: centroid of the best trial's nearest good trials only (0: all)
-STARTUP_CANDIDATES = 0  # startup: best of this many prior draws, farthest from the known points
 _EPS = 1e-12
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -352,17 +347,6 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     n_local = int(round(LOCAL_FRACTION * n_candidates))
     if n_local and len(below) and sp.num:
         cand[:n_local] = l_est.sample_near(0, rng, n_local, LOCAL_SCALE)
-    n_cent = int(round(CENTROID_FRACTION * n_candidates))
-    if n_cent and len(below) >= 2 and sp.num:
-        xs, ws = l_obs[:, sp.num], l_w
-        if CENTROID_NEIGHBOURS and len(below) > CENTROID_NEIGHBOURS:
-            dist = (((xs - xs[0]) / sp.widths) ** 2).sum(axis=1)
-            near = np.sort(np.argsort(dist, kind="stable")[:CENTROID_NEIGHBOURS])
-            xs, ws = xs[near], (None if ws is None else ws[near])
-        cand[n_local:n_local + n_cent, sp.num] = _centroid_draws(sp, xs, ws, rng, n_cent)
-        for j in sp.quantized:
-            dm = sp.dims[j]
-            cand[:, j] = dm.to_internal(dm.to_value(cand[:, j]))
     for j, options in (allowed or {}).items():
         # Candidates with another option get one of these, and l/g then picks the numeric
         # values that suit it, instead of values tuned for the option the model preferred.
@@ -371,22 +355,6 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
     best = cand[int(np.argmax(score))]
     return {dm.label: dm.to_value(np.asarray(best[j])).item() for j, dm in enumerate(dims)}
-
-
-def _centroid_draws(sp: _Space, x: np.ndarray, w: np.ndarray | None, rng: np.random.Generator,
-                    size: int) -> np.ndarray:
-    """``size`` draws from a normal with the (weighted) mean and covariance of the good trials'
-    numeric values ``x``, within the bounds: points between good trials, not only around each
-    of them (a recombination step, as in estimation-of-distribution methods)."""
-    w = np.ones(len(x)) if w is None else w
-    w = w / w.sum()
-    mean = w @ x
-    dev = x - mean
-    cov = (dev * w[:, None]).T @ dev / max(1.0 - (w ** 2).sum(), 1e-3)
-    ridge = np.where(np.isfinite(sp.widths), sp.widths, 1.0) * 1e-3
-    cov[np.diag_indices_from(cov)] += ridge ** 2
-    z = rng.multivariate_normal(mean, cov, size=size, method="cholesky")
-    return np.clip(z, sp.lows, sp.highs)
 
 
 def _starved_options(label: str, n_options: int, hist: History,
@@ -406,71 +374,6 @@ def _starved_options(label: str, n_options: int, hist: History,
     starved = np.flatnonzero((counts < floor * counts.sum() / n_options)
                              & (counts < min_trials))
     return (starved, counts[starved]) if len(starved) else None
-
-
-def _points_matrix(model: _Model, hist: History, pending: list[dict[str, Any]]) -> np.ndarray:
-    """Finished and pending trials as rows over all labels (internal coordinate, NaN where a
-    parameter is inactive)."""
-    labels = list(model.dims)
-    n = len(hist.losses)
-    out = np.full((n + len(pending), len(labels)), np.nan)
-    for j, label in enumerate(labels):
-        rows, vals = hist.column(label)
-        out[rows, j] = model.dims[label].to_internal(vals)
-    for i, vals in enumerate(pending):
-        for j, label in enumerate(labels):
-            v = vals.get(label)
-            if v:
-                out[n + i, j] = float(model.dims[label].to_internal(np.asarray(v[0])))
-    return out
-
-
-def _space_filling(domain: Domain, model: _Model, hist: History,
-                   pending: list[dict[str, Any]], count: int, rng: np.random.Generator,
-                   n_candidates: int) -> list[dict[str, Any]]:
-    """``count`` prior draws, each the one of ``n_candidates`` draws farthest from the finished,
-    pending and already chosen points (best-candidate sampling).
-
-    Candidates come from the prior itself (``Space.sample``), so conditional branches and
-    categorical options keep their prior probabilities; only the choice among them looks at
-    distances. Distance: Euclidean over the parameters, numeric ones in their internal
-    coordinate divided by the prior's width (4 sigma when unbounded), categorical ones 0 or 1,
-    and 1 for a parameter active in one point only.
-    """
-    labels = list(model.dims)
-    dims = [model.dims[label] for label in labels]
-    scale = np.array([1.0 if dm.categorical else
-                      (dm.high - dm.low if dm.bounded else 4.0 * dm.width) for dm in dims])
-    cat = np.array([dm.categorical for dm in dims])
-    ref = _points_matrix(model, hist, pending) / scale
-    values = []
-    for _ in range(count):
-        draws = [domain.space.sample(rng) for _ in range(n_candidates if len(ref) else 1)]
-        if len(ref) == 0:
-            chosen = draws[0]
-        else:
-            cand = np.full((len(draws), len(labels)), np.nan)
-            for i, vals in enumerate(draws):
-                for j, (label, dm) in enumerate(zip(labels, dims)):
-                    if label in vals:
-                        cand[i, j] = float(dm.to_internal(np.asarray(vals[label])))
-            cand /= scale
-            diff = np.abs(cand[:, None, :] - ref[None, :, :])
-            diff[:, :, cat] = diff[:, :, cat] > 0
-            one = np.isnan(cand)[:, None, :] ^ np.isnan(ref)[None, :, :]
-            diff = np.where(one, 1.0, np.nan_to_num(diff, nan=0.0))
-            nearest = np.sqrt((diff ** 2).sum(axis=2)).min(axis=1)
-            best = int(np.argmax(nearest))
-            chosen = draws[best]
-            ref = np.concatenate([ref, cand[best:best + 1]])
-        values.append(chosen)
-        if len(ref) == 0:
-            row = np.full((1, len(labels)), np.nan)
-            for j, (label, dm) in enumerate(zip(labels, dims)):
-                if label in chosen:
-                    row[0, j] = float(dm.to_internal(np.asarray(chosen[label]))) / scale[j]
-            ref = row
-    return values
 
 
 def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
@@ -495,21 +398,13 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
     n_obs = len(hist.losses)
     if n_startup_jobs is None:
         n_startup_jobs = max(10, min(2 * len(model.dims), 25))
-    n_pend = len(pending) if constant_liar else 0
-    if n_obs == 0 or (n_obs < n_startup_jobs and not (
-            STARTUP_MIN_FINISHED and n_obs >= STARTUP_MIN_FINISHED
-            and n_obs + n_pend >= n_startup_jobs)):
-        if not STARTUP_CANDIDATES:
-            return rand.suggest(new_ids, domain, trials, seed)
-        values = _space_filling(domain, model, hist, list(pending) if constant_liar else [],
-                                len(new_ids), np.random.default_rng(seed), STARTUP_CANDIDATES)
-        return docs_from_values(trials, domain, new_ids, values)
+    if n_obs < n_startup_jobs or n_obs == 0:
+        return rand.suggest(new_ids, domain, trials, seed)
     rng = np.random.default_rng(seed)
     losses = hist.loss_array()
 
     def n_below(n: int) -> int:
-        m = n_below_for(n + int(GOOD_PENDING * n_pend), gamma, linear_forgetting)
-        return min(m, max(1, n // 2)) if GOOD_PENDING else m
+        return n_below_for(n, gamma, linear_forgetting)
 
     pending = list(pending) if constant_liar else []
     values = []
