@@ -16,7 +16,9 @@ Reports
     "as good as a typical random point" and 0 is the optimum;
   * with ``--in-flight 1,8,32``: the same with K trials in flight (suggestions asked for while
     K-1 others are pending, as in tpe_quality.py) for ``--in-flight-libs``, and the ratio of
-    each group's median normalized regret at K to the same algorithm's sequential one.
+    each group's median normalized regret at K to the same algorithm's sequential one;
+  * the median normalized best-so-far after every 10 evaluations per algorithm and K (runs
+    record it as ``curve``), e.g. where a K = 32 run stands against a sequential one.
 
 Optuna's GP sampler costs 20-100 s per run on a shared 2-core machine: ``--gp-dims`` and
 ``--gp-instances`` restrict it to a subset, and the ranks that include it are computed on that
