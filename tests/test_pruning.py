@@ -230,6 +230,60 @@ def test_asha_keeps_the_best_third_at_each_rung():
                                                            lonely)
 
 
+def test_asha_first_rung_defaults_to_a_ninth_of_max_resource():
+    assert ASHAPruner(max_resource=27).min_resource == 3
+    assert ASHAPruner(max_resource=81).min_resource == 9
+    assert ASHAPruner(max_resource=20, reduction_factor=2).min_resource == 5
+    assert ASHAPruner(max_resource=5).min_resource == 1  # short trials: from the first step
+    assert ASHAPruner().min_resource == 1  # max_resource unknown
+    assert ASHAPruner(min_resource=1, max_resource=27).min_resource == 1  # explicit wins
+    asha = ASHAPruner(max_resource=27)
+    assert [asha.rung_for(0, s, set()) for s in (1, 2, 3)] == [None, None, "r0"]
+    assert asha.rung_for(0, 9, {"r0"}) == "r1"
+    assert asha.rung_for(0, 27, {"r0", "r1"}) is None  # no rung at the last step
+
+
+def test_hyperband_most_aggressive_bracket_defaults_to_max_resource_over_eta_cubed():
+    hb = HyperbandPruner(max_resource=81)
+    assert hb.min_resource == 3 and hb.n_brackets == 4  # brackets start at 3, 9, 27, 81
+    tid = next(t for t in range(100) if hb.bracket_of(t) == 0)
+    assert hb.rung_for(tid, 1, set()) is None
+    assert hb.rung_for(tid, 3, set()) == "b0r0"
+    assert HyperbandPruner(max_resource=27).min_resource == 1
+    assert HyperbandPruner(max_resource=81, min_resource=1).n_brackets == 5
+
+
+def _fast_starter(step: int) -> float:
+    return 0.5 + 0.5 / step          # 1.0 at step 1, 0.67 at 3, ends at 0.52
+
+
+def _slow_starter(step: int) -> float:
+    return 0.1 + 2.0 * step ** -1.5  # 2.1 at step 1, 0.49 at 3, ends at 0.11: the best
+
+
+@pytest.mark.parametrize("pruner, slow_survives", [
+    (ASHAPruner(max_resource=N_STEPS), True),
+    (ASHAPruner(min_resource=1, max_resource=N_STEPS), False),
+], ids=["default-first-rung", "first-rung-at-step-1"])
+def test_asha_default_keeps_a_curve_that_starts_high_and_ends_best(pruner, slow_survives):
+    opt = hyperq.AskTell(SPACE, algo=rand.suggest, pruner=pruner, rstate=0)
+    curves = [_fast_starter] * 6 + [_slow_starter]
+    outcome = []
+    for curve in curves:
+        trial = opt.ask()
+        for step in range(1, N_STEPS + 1):
+            if opt.report(trial, step, curve(step)):
+                opt.tell(trial, pruned=True)
+                outcome.append("pruned")
+                break
+        else:
+            opt.tell(trial, curve(N_STEPS))
+            outcome.append("ok")
+    assert (outcome[-1] == "ok") is slow_survives
+    if slow_survives:
+        assert opt.best_trial["result"]["loss"] == pytest.approx(_slow_starter(N_STEPS))
+
+
 def test_hyperband_spreads_trials_over_brackets_with_their_own_rungs():
     hb = HyperbandPruner(max_resource=27, min_resource=1, reduction_factor=3)
     assert hb.n_brackets == 4
