@@ -193,7 +193,10 @@ def run_optuna(method, problem, budget, seed):
 
     make = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
             "hyperband": lambda: optuna.pruners.HyperbandPruner(max_resource=problem.max_steps)}
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed),
+    # a fixed study name: Optuna's Hyperband puts a trial in a bracket by a hash of the study
+    # name and trial number, so a random name would make its runs irreproducible
+    study = optuna.create_study(study_name=f"pruning-{problem.name}-{seed}",
+                                sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=make[method.split("-", 1)[1]]())
     while budget.left():
         trial = study.ask()
