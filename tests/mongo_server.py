@@ -327,6 +327,34 @@ def workers(tmp_path):
     pool.stop_all()
 
 
+def read_eval_log(path: str) -> list[list[str]]:
+    """The lines ``start|end PID X`` the test objectives append to ``$HYPERQ_TEST_LOG``, split."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        return [line.split() for line in fh if line.strip()]
+
+
+def run_fmin_in_thread(**kwargs):
+    """Run ``fmin(**kwargs)`` in a daemon thread; returns the thread and a box that receives
+    ``result`` or ``error``."""
+    import threading
+
+    from hyperq import fmin
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = fmin(show_progressbar=False, **kwargs)
+        except BaseException as exc:  # surfaced by the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
+
+
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

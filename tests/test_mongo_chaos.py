@@ -19,7 +19,14 @@ import pytest
 from hyperq import JOB_STATE_DONE, hp, rand
 from hyperq.base import Domain
 from hyperq.mongo.trials import MongoTrials
-from mongo_server import private_server, record_finish, with_database, worker_env, workers  # noqa: F401
+from mongo_server import (  # noqa: F401  (fixtures)
+    private_server,
+    read_eval_log,
+    record_finish,
+    with_database,
+    worker_env,
+    workers,
+)
 
 #: seconds the run may take before the test gives up (raise it for the full size on a slow server)
 DEADLINE_S = float(os.environ.get("HYPERQ_CHAOS_DEADLINE", "480"))
@@ -32,13 +39,6 @@ N_TRIALS = int(os.environ.get("HYPERQ_CHAOS_TRIALS", "400"))
 N_SIGNALS = 24
 LEASE_S = 6.0
 OUTAGE_S = 8.0  # longer than the lease
-
-
-def _log(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as fh:
-        return [line.split() for line in fh if line.strip()]
 
 
 def test_many_workers_kills_and_a_server_restart_lose_and_double_nothing(private_server, workers, tmp_path):
@@ -94,7 +94,7 @@ def test_many_workers_kills_and_a_server_restart_lose_and_double_nothing(private
     # the stored result is the one the final lease holder produced
     for d in docs:
         assert d["result"]["pid"] == int(d["worker"].split(":")[-2]), d["tid"]
-    events = _log(log_path)
+    events = read_eval_log(log_path)
     stored_by = {repr(d["misc"]["vals"]["x"][0]): d["result"]["pid"] for d in docs}
     assert {x for kind, _, x in events if kind == "end"} == set(stored_by)
     # an objective runs to its end once, except where a SIGKILL struck between its end and the

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -21,7 +20,9 @@ from mongo_server import (  # noqa: F401  (fixtures)
     mongo_base_uri,
     mongo_uri,
     private_server,
+    read_eval_log,
     record_and_square,
+    run_fmin_in_thread,
     wait_until,
     with_database,
     worker_env,
@@ -31,27 +32,6 @@ from mongo_server import (  # noqa: F401  (fixtures)
 pytestmark = [pytest.mark.mongo, pytest.mark.timeout(180)]
 
 SPACE = {"x": hp.uniform("x", -5, 5)}
-
-
-def run_fmin_in_thread(**kwargs):
-    box: dict = {}
-
-    def target():
-        try:
-            box["result"] = fmin(show_progressbar=False, **kwargs)
-        except BaseException as exc:  # surfaced by the test
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
-
-
-def evaluations(log_path):
-    if not os.path.exists(log_path):
-        return []
-    with open(log_path) as fh:
-        return [line.split() for line in fh if line.strip()]
 
 
 def test_four_workers_finish_200_trials_each_evaluated_once(mongo_uri, workers, tmp_path):
@@ -67,7 +47,7 @@ def test_four_workers_finish_200_trials_each_evaluated_once(mongo_uri, workers, 
     assert all(t["state"] == JOB_STATE_DONE for t in trials.trials)
     assert sorted(t["tid"] for t in trials.trials) == list(range(200))
     assert all(t["attempt"] == 1 for t in trials.trials)
-    evals = evaluations(log_path)
+    evals = read_eval_log(log_path)
     assert len(evals) == 200, "every trial evaluated exactly once"
     xs = collections.Counter(x for _, x in evals)
     assert set(xs.values()) == {1}
@@ -130,7 +110,7 @@ def test_driver_killed_and_restarted_resumes(mongo_uri, workers, tmp_path):
     driver = subprocess.Popen(driver_cmd, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: len(evaluations(log_path)) >= 8, 60, "8 evaluations")
+        wait_until(lambda: len(read_eval_log(log_path)) >= 8, 60, "8 evaluations")
     finally:
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
@@ -141,7 +121,7 @@ def test_driver_killed_and_restarted_resumes(mongo_uri, workers, tmp_path):
     assert states[JOB_STATE_DONE] == 30
     assert set(states) <= {JOB_STATE_DONE, JOB_STATE_CANCEL}
     assert len({t["tid"] for t in trials.trials}) == len(trials.trials)
-    xs = collections.Counter(x for _, x in evaluations(log_path))
+    xs = collections.Counter(x for _, x in read_eval_log(log_path))
     assert len(xs) == sum(xs.values()), "no trial was evaluated twice"
 
 
@@ -155,7 +135,7 @@ def test_server_stopped_and_restarted_mid_run(private_server, workers, tmp_path)
     trials = MongoTrials(uri, exp_key="rs")
     thread, box = run_fmin_in_thread(fn=record_and_square, space=SPACE, algo=rand.suggest,
                                      max_evals=40, trials=trials)
-    wait_until(lambda: len(evaluations(log_path)) >= 10, 60, "10 evaluations")
+    wait_until(lambda: len(read_eval_log(log_path)) >= 10, 60, "10 evaluations")
     server.stop()
     time.sleep(1.0)
     server.start()
@@ -217,13 +197,13 @@ def test_worker_with_secret_refuses_bad_payload_and_runs_nothing(how, mongo_uri,
     out = workers.output(proc)
     assert ("altered" if how == "tampered" else "unsigned") in out
     assert "runs nothing" in out
-    assert evaluations(log_path) == []
+    assert read_eval_log(log_path) == []
     trials.refresh()
     assert trials.trials[0]["state"] == JOB_STATE_NEW and trials.trials[0]["attempt"] == 0
     if how == "unsigned":  # the same worker without a secret runs it
         workers.start(mongo_uri, "--exp-key", how, "--max-jobs", "1",
                       env=worker_env(HYPERQ_TEST_LOG=log_path)).wait(30)
-        assert len(evaluations(log_path)) == 1
+        assert len(read_eval_log(log_path)) == 1
 
 
 def test_objective_errors_and_bad_results_are_recorded(mongo_uri, workers):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 
 import pytest
 
@@ -15,6 +14,8 @@ from hyperq.pruners import ASHAPruner, MedianPruner
 from mongo_server import (  # noqa: F401  (fixtures)
     mongo_base_uri,
     mongo_uri,
+    read_eval_log,
+    run_fmin_in_thread,
     wait_until,
     worker_env,
     workers,
@@ -24,27 +25,6 @@ from pruning_objectives import N_STEPS, attempt_curve, curve
 pytestmark = [pytest.mark.mongo, pytest.mark.timeout(180)]
 
 SPACE = {"x": hp.uniform("x", -3, 3)}
-
-
-def log_lines(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as fh:
-        return [line.split() for line in fh if line.strip()]
-
-
-def run_fmin_in_thread(**kwargs):
-    box: dict = {}
-
-    def target():
-        try:
-            box["result"] = fmin(show_progressbar=False, **kwargs)
-        except BaseException as exc:  # surfaced by the test
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
 
 
 @pytest.mark.parametrize("pruner", [MedianPruner(n_startup_trials=2),
@@ -74,10 +54,10 @@ def test_workers_report_and_prune_each_trial_with_its_own_reports(pruner, mongo_
         if t["result"]["status"] == STATUS_PRUNED:
             assert len(items) < N_STEPS and t["result"]["loss"] == items[-1]["value"]
             assert t["result"]["pruned_at_step"] == items[-1]["step"]
-        reporters |= {int(w[1]) for w in log_lines(log) if w[0] == "report" and w[2] == repr(x)}
+        reporters |= {int(w[1]) for w in read_eval_log(log) if w[0] == "report" and w[2] == repr(x)}
     assert reporters <= {p.pid for p in procs}
     # the pruned trials were stopped on the workers: fewer reports than a full run
-    assert sum(1 for w in log_lines(log) if w[0] == "report") < 16 * N_STEPS
+    assert sum(1 for w in read_eval_log(log) if w[0] == "report") < 16 * N_STEPS
 
 
 def test_a_stale_attempt_cannot_report_into_the_rerun(mongo_uri, workers, tmp_path):
@@ -89,7 +69,7 @@ def test_a_stale_attempt_cannot_report_into_the_rerun(mongo_uri, workers, tmp_pa
     trials = MongoTrials(mongo_uri, exp_key="lease")
     thread, box = run_fmin_in_thread(fn=attempt_curve, space=SPACE, algo=rand.suggest,
                                      max_evals=1, trials=trials)
-    wait_until(lambda: any(w[0] == "report" and w[3] == "1" for w in log_lines(log)), 60,
+    wait_until(lambda: any(w[0] == "report" and w[3] == "1" for w in read_eval_log(log)), 60,
                "the first attempt's first report")
     os.kill(stale.pid, signal.SIGSTOP)
     try:
@@ -105,15 +85,15 @@ def test_a_stale_attempt_cannot_report_into_the_rerun(mongo_uri, workers, tmp_pa
         open(go, "w").close()
     finally:
         os.kill(stale.pid, signal.SIGCONT)
-    wait_until(lambda: any(w[0] == "lost" for w in log_lines(log)), 30,
+    wait_until(lambda: any(w[0] == "lost" for w in read_eval_log(log)), 30,
                "the stale attempt to find its lease lost")
-    lost = [w for w in log_lines(log) if w[0] == "lost"]
+    lost = [w for w in read_eval_log(log) if w[0] == "lost"]
     assert int(lost[0][1]) == stale.pid and lost[0][3] == "2"
     assert lost[0][4] in ("LeaseLost", "LeaseLostInterrupt")
     trials.refresh()
     assert [i["value"] for i in trials.trials[0]["intermediate"]] == [
         2000.0 + s for s in range(1, N_STEPS + 1)], "the stale attempt wrote nothing"
-    assert {int(w[1]) for w in log_lines(log) if w[0] == "report" and w[3] != "1"} == {fresh.pid}
+    assert {int(w[1]) for w in read_eval_log(log) if w[0] == "report" and w[3] != "1"} == {fresh.pid}
 
 
 def test_a_sigkilled_workers_trial_reruns_with_clean_reports(mongo_uri, workers, tmp_path):
@@ -123,7 +103,7 @@ def test_a_sigkilled_workers_trial_reruns_with_clean_reports(mongo_uri, workers,
     trials = MongoTrials(mongo_uri, exp_key="kill")
     thread, box = run_fmin_in_thread(fn=curve, space=SPACE, algo=rand.suggest, max_evals=1,
                                      trials=trials)
-    wait_until(lambda: sum(1 for w in log_lines(log) if w[0] == "report") >= 3, 60,
+    wait_until(lambda: sum(1 for w in read_eval_log(log) if w[0] == "report") >= 3, 60,
                "three reports of the first attempt")
     (running,) = MongoTrials(mongo_uri, exp_key="kill").trials  # what any reader sees now
     assert running["state"] == JOB_STATE_RUNNING
@@ -138,7 +118,7 @@ def test_a_sigkilled_workers_trial_reruns_with_clean_reports(mongo_uri, workers,
     (t,) = trials.trials
     assert t["state"] == JOB_STATE_DONE and t["attempt"] == 2
     assert [i["step"] for i in t["intermediate"]] == list(range(1, N_STEPS + 1))
-    starts = [int(w[1]) for w in log_lines(log) if w[0] == "start"]
+    starts = [int(w[1]) for w in read_eval_log(log) if w[0] == "start"]
     assert starts == [victim.pid, rescuer.pid]
 
 
