@@ -98,12 +98,7 @@ class ChangeFeed:
     def _reset(self, exc: PyMongoError) -> None:
         self.reopened += 1
         log.warning("change stream interrupted (%s); reopening", exc)
-        try:
-            if self._stream is not None:
-                self._stream.close()
-        except PyMongoError:
-            pass
-        self._stream = None
+        self.close()
         if not is_transient(exc):
             self._token = None  # e.g. the resume point fell off the oplog: start afresh
 
