@@ -6,7 +6,6 @@ Set HYPERQ_DASHBOARD_SCREENSHOTS=DIR to keep the screenshots (docs/dashboard.md 
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import random
@@ -25,6 +24,7 @@ pytest.importorskip("pandas")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 import pymongo  # noqa: E402
+from app_server import serve  # noqa: E402
 from mongo_server import (  # noqa: E402,F401
     URI_ENV,
     MongoServer,
@@ -66,26 +66,6 @@ def dash_objective(params):
 
 
 # -- the server and the browser ---------------------------------------------------------------
-@contextlib.contextmanager
-def serve(app):
-    """Run ``app`` with uvicorn on a free loopback port in a thread; yield its URL."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 30, "the dashboard to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
-
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:

@@ -25,7 +25,6 @@ _here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 import argparse
-import contextlib
 import datetime
 import json
 import random
@@ -34,7 +33,6 @@ import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -42,6 +40,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from app_server import serve  # noqa: E402  (tests/app_server.py)
 
 
 def make_docs(n: int, exp_key: str) -> list[dict]:
@@ -59,26 +60,6 @@ def make_docs(n: int, exp_key: str) -> list[dict]:
             "book_time": start + datetime.timedelta(seconds=tid),
             "refresh_time": start + datetime.timedelta(seconds=tid + 1)})
     return docs
-
-
-@contextlib.contextmanager
-def serve(app):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def timed_get(url: str) -> tuple[float, dict]:
