@@ -200,6 +200,17 @@ def bench_requests_hyperq(base: str, counts_dir: str, n_trials: int, n_workers: 
     return summarize_requests("hyperq", drv, workers, done, t1 - t0)
 
 
+def run_hyperopt_driver(python: str, url: str, exp_key: str, n_trials: int, queue_len: int,
+                        fleet: Fleet, timeout: float) -> str:
+    """Run hyperopt 0.3.0's fmin under the command counter; its stdout, or an error."""
+    out = subprocess.run([python, str(SUPPORT / "counting.py"), "hyperopt-driver", url, exp_key,
+                          str(n_trials), str(queue_len)], env=fleet.env(),
+                         capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"hyperopt driver failed: {out.stderr[-2000:]}")
+    return out.stdout
+
+
 def bench_requests_hyperopt(base: str, counts_dir: str, python: str, n_trials: int,
                             n_workers: int) -> dict:
     uri = fresh_db(base)
@@ -209,12 +220,8 @@ def bench_requests_hyperopt(base: str, counts_dir: str, python: str, n_trials: i
         fleet.start_hyperopt(python, url[len("mongo://"):], "req", n_workers)
         time.sleep(4.0)
         t0 = time.time()
-        out = subprocess.run([python, str(SUPPORT / "counting.py"), "hyperopt-driver", url,
-                              "req", str(n_trials), str(2 * n_workers)], env=fleet.env(),
-                             capture_output=True, text=True, timeout=1800)
+        run_hyperopt_driver(python, url, "req", n_trials, 2 * n_workers, fleet, timeout=1800)
         t1 = time.time()
-        if out.returncode != 0:
-            raise RuntimeError(f"hyperopt driver failed: {out.stderr[-2000:]}")
         time.sleep(1.2)
     finally:
         fleet.stop()
@@ -339,12 +346,8 @@ def bench_throughput_hyperopt(base: str, counts_dir: str, python: str, n_workers
     try:
         fleet.start_hyperopt(python, url[len("mongo://"):], "tp", n_workers)
         time.sleep(4.0)
-        out = subprocess.run([python, str(SUPPORT / "counting.py"), "hyperopt-driver", url, "tp",
-                              str(n_trials), str(2 * n_workers)], env=fleet.env(),
-                             capture_output=True, text=True, timeout=3600)
-        if out.returncode != 0:
-            raise RuntimeError(f"hyperopt driver failed: {out.stderr[-2000:]}")
-        seconds = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+        out = run_hyperopt_driver(python, url, "tp", n_trials, 2 * n_workers, fleet, timeout=3600)
+        seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
     finally:
         fleet.stop()
     return {"library": "hyperopt", "workers": n_workers, "trials": n_trials,
