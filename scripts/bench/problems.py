@@ -381,6 +381,23 @@ def bbob_problem(fid: int, dim: int, instance: int, fopt: float) -> Problem:
 # scripts can be exercised before hyperq's core exists; results are then labelled accordingly.
 HYPERQ_MODULE = os.environ.get("HYPERQ_BENCH_MODULE", "hyperq")
 
+
+
+def apply_tpe_settings(spec: str) -> None:
+    """``NAME=VALUE,...`` (values in JSON): override internal constants of hyperq.tpe, for
+    ablations (``--tpe-set`` of tpe_quality.py and tpe_suite.py)."""
+    if not spec:
+        return
+    import json
+
+    tpe = importlib.import_module(HYPERQ_MODULE + ".tpe")
+    for item in spec.split(","):
+        name, value = item.split("=")
+        if not hasattr(tpe, name):
+            raise SystemExit("hyperq.tpe has no setting %r" % name)
+        setattr(tpe, name, json.loads(value))
+
+
 # Every algorithm the scripts know: label -> (library, algorithm)
 ALGOS = {
     "hyperq-tpe": ("hyperq", "tpe"),

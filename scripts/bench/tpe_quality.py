@@ -40,22 +40,10 @@ _spec.loader.exec_module(P)
 DEFAULT_ALGOS = ["hyperq-tpe", "hyperopt-tpe", "hyperopt-rand", "optuna-tpe", "optuna-tpe-indep"]
 
 
-def apply_tpe_settings(spec):
-    """``NAME=VALUE,...``: override internal constants of hyperq.tpe (for ablations)."""
-    if not spec:
-        return
-    tpe = importlib.import_module(P.HYPERQ_MODULE + ".tpe")
-    for item in spec.split(","):
-        name, value = item.split("=")
-        if not hasattr(tpe, name):
-            raise SystemExit("hyperq.tpe has no setting %r" % name)
-        setattr(tpe, name, json.loads(value))
-
-
 def run_one(task):
     label, problem_name, seed, evals, k = task[:5]
     P.quiet_libraries()
-    apply_tpe_settings(task[5] if len(task) > 5 else "")
+    P.apply_tpe_settings(task[5] if len(task) > 5 else "")
     problem = P.PROBLEMS[problem_name]
     lib, algo = P.ALGOS[label]
     t0 = time.perf_counter()

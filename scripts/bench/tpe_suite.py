@@ -78,21 +78,9 @@ def make_problem(t: dict):
     return P.PROBLEMS[t["problem"]]
 
 
-def apply_tpe_settings(spec: str) -> None:
-    """``NAME=VALUE,...``: override internal constants of hyperq.tpe (for ablations)."""
-    if not spec:
-        return
-    tpe = importlib.import_module(P.HYPERQ_MODULE + ".tpe")
-    for item in spec.split(","):
-        name, value = item.split("=")
-        if not hasattr(tpe, name):
-            raise SystemExit("hyperq.tpe has no setting %r" % name)
-        setattr(tpe, name, json.loads(value))
-
-
 def run_one(t: dict) -> dict:
     P.quiet_libraries()
-    apply_tpe_settings(t.get("tpe_set", ""))
+    P.apply_tpe_settings(t.get("tpe_set", ""))
     problem = make_problem(t)
     lib, algo = P.ALGOS[t["algo"]]
     k, n, seed = t["in_flight"], t["evals"], t["seed"]
