@@ -361,9 +361,8 @@ def ten_thousand_mongo(ten_thousand_file, tmp_path_factory):
 
     mongoeco's ``insert`` command checks each new document against every stored one, so
     inserting 10,000 trials over the wire takes hours there; its bulk load takes about 12 s.
-    It also builds a unique compound index in quadratic time, so the queue's two indexes the
-    dashboard reads on are made without ``unique`` (uniqueness only matters to writes, and
-    this experiment is only read); the dashboard creates its own two indexes itself."""
+    The queue's two indexes the dashboard reads on are made here as the queue makes them; the
+    dashboard creates its own two indexes itself."""
     import bson
 
     _, docs = ten_thousand_file

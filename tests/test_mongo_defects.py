@@ -316,6 +316,55 @@ def test_a_tid_reservation_retried_after_a_lost_reply_leaves_no_gap(mongo_uri):
     assert store.new_tids("g", 2) == [3, 4]
 
 
+
+def test_a_tid_taken_by_another_trial_is_refused_and_the_first_kept(mongo_uri):
+    from pymongo.errors import DuplicateKeyError
+
+    store = connect_store(mongo_uri)
+    store.ensure_indexes()
+    store.insert([_doc(0, "dup", misc=dict(MISC, tid=0, vals={"x": [1.0]}))])
+    store.insert([_doc(0, "other"), _doc(0, None)])  # the same tid in other experiments is fine
+    with pytest.raises(DuplicateKeyError, match="already taken.*new_trial_ids"):
+        store.insert([_doc(0, "dup", misc=dict(MISC, tid=0, vals={"x": [2.0]})), _doc(1, "dup")])
+    kept = store.jobs.find_one({"exp_key": "dup", "tid": 0})
+    assert kept["misc"]["vals"] == {"x": [1.0]}
+    assert store.jobs.count_documents({"tid": 0}) == 3
+
+
+def test_an_insert_retried_after_a_lost_reply_keeps_its_trials_once(mongo_uri):
+    store = connect_store(mongo_uri)
+    store.ensure_indexes()
+    jobs = store.queue.jobs
+    lost = []
+
+    class Flaky:
+        def __getattr__(self, name):
+            return getattr(jobs, name)
+
+        def insert_many(self, *args, **kwargs):
+            jobs.insert_many(*args, **kwargs)
+            if not lost:
+                lost.append(1)
+                raise AutoReconnect("reply lost")
+
+    store.queue.jobs = Flaky()
+    ids = store.insert([_doc(t, "retry") for t in range(3)])
+    assert lost and sorted(ids) == ["0:retry", "1:retry", "2:retry"]
+    assert store.jobs.count_documents({"exp_key": "retry"}) == 3
+
+
+def test_a_store_with_the_older_unique_tid_index_still_opens(mongo_uri):
+    import pymongo
+
+    db = pymongo.MongoClient(mongo_uri).get_default_database()
+    db.jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid", unique=True)
+    store = connect_store(mongo_uri)
+    store.ensure_indexes()
+    assert store.jobs.index_information()["exp_tid"].get("unique")
+    store.insert([_doc(0, "old")])
+    assert store.claim("w", "old", lease_s=60)["tid"] == 0
+
+
 # 11 -------------------------------------------------------------------------------------------
 def test_refusals_domains_cache_and_registry_stay_bounded(mongo_uri):
     from hyperq.mongo.domain import DomainCache

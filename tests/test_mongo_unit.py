@@ -65,13 +65,14 @@ def mock_store():
     return JobStore(client, parse_mongo_uri("mongodb://localhost/unit"), reconnect_timeout=1)
 
 
-def test_claim_is_ordered_and_fenced(mock_store):
+def test_claims_are_distinct_and_fenced(mock_store):
     from hyperq.mongo.store import ANY_EXP
 
     mock_store.insert([{"tid": t, "state": 0, "exp_key": "e", "misc": {}} for t in (2, 0, 1)])
     first = mock_store.claim("w1", "e", lease_s=5)
     second = mock_store.claim("w2", ANY_EXP, lease_s=5)
-    assert (first["tid"], second["tid"]) == (0, 1)
+    assert first["tid"] != second["tid"] and {first["tid"], second["tid"]} < {0, 1, 2}
+    assert first["_id"] == f"{first['tid']}:e"  # trial_id: the tid is unique through _id
     assert first["state"] == 1 and first["attempt"] == 1 and first["lease_token"]
     assert mock_store.heartbeat(first["_id"], first["lease_token"])
     assert not mock_store.heartbeat(first["_id"], "stale-token")

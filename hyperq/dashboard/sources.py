@@ -232,8 +232,8 @@ class MongoSource(TrialSource):
         A job store that hyperq's driver or workers opened already has the queue's indexes,
         and one the dashboard opened before has its own two, so usually nothing is created:
         asking for an index that exists still costs a request and the createIndex right, and a
-        store whose queue indexes are missing gets them from the queue's own code (they include
-        a unique one, which only the queue should define). Another index whose keys start
+        store whose queue indexes are missing gets them from the queue's own code, so both
+        always define them alike. Another index whose keys start
         with the same fields serves the same reads and counts as present. A user without the
         createIndex right gets a warning and a slower dashboard, not an error."""
         try:

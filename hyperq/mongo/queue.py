@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import pymongo
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from .connection import Connection, is_transient
 from .pruning import ensure_report_indexes
@@ -32,7 +32,7 @@ FINISHED_STATES = (JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_CANCEL)
 #: that a write stamped earlier but committed later than another is never missed
 CHANGE_SLACK = datetime.timedelta(seconds=2)
 
-__all__ = ["TrialQueue", "ANY_EXP", "exp_filter", "JOB_STATE_NEW", "JOB_STATE_RUNNING",
+__all__ = ["TrialQueue", "ANY_EXP", "exp_filter", "trial_id", "JOB_STATE_NEW", "JOB_STATE_RUNNING",
            "JOB_STATE_DONE", "JOB_STATE_ERROR", "JOB_STATE_CANCEL", "FINISHED_STATES",
            "CHANGE_SLACK"]
 
@@ -50,6 +50,13 @@ ANY_EXP: Any = _AnyExp()
 def exp_filter(exp_key: Any, **more: Any) -> dict[str, Any]:
     """A filter on ``exp_key`` (none for :data:`ANY_EXP`) plus ``more``."""
     return dict(more) if exp_key is ANY_EXP else {"exp_key": exp_key, **more}
+
+
+def trial_id(exp_key: str | None, tid: int) -> str:
+    """The ``_id`` of trial ``tid`` of ``exp_key``: ``"<tid>:<exp_key>"``, or ``"<tid>"`` when
+    ``exp_key`` is None. One-to-one, so the mandatory unique ``_id`` index keeps two trials of
+    an experiment from sharing a tid."""
+    return str(int(tid)) if exp_key is None else f"{int(tid)}:{exp_key}"
 
 
 class TrialQueue:
@@ -70,12 +77,23 @@ class TrialQueue:
             self.jobs.create_index([("exp_key", 1), ("state", 1), ("tid", 1)],
                                    name="claim_by_exp")
             self.jobs.create_index([("state", 1), ("tid", 1)], name="claim_any")
-            self.jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid", unique=True)
+            self._create_lookup_index()
             self.jobs.create_index([("exp_key", 1), ("changed", 1)], name="exp_changed")
             ensure_report_indexes(self.jobs)  # the pruners' reads (issue 14)
 
         self.conn.retry(make, "create indexes")
         self._indexes_done = True
+
+    def _create_lookup_index(self) -> None:
+        """The (exp_key, tid) lookup index. Not unique: :func:`trial_id` makes ``_id`` carry
+        that uniqueness, so no second unique index is checked on every write. A store made by an
+        older hyperq keeps its unique ``exp_tid`` (equivalent, only costlier on test servers)."""
+        try:
+            self.jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid")
+        except OperationFailure as exc:
+            if exc.code not in (85, 86):  # IndexOptionsConflict, IndexKeySpecsConflict
+                raise
+            log.info("keeping the existing index exp_tid (%s)", exc)
 
     # -- trial ids ---------------------------------------------------------------------------
     def reserve_tids(self, exp_key: Any, n: int) -> list[int]:
@@ -118,26 +136,35 @@ class TrialQueue:
     def insert(self, docs: Iterable[dict[str, Any]]) -> list[Any]:
         """Insert trial documents in one request; retried without duplicating any.
 
-        Documents inserted in a finished state (injected results) are stamped ``changed`` so
-        that every driver's next read sees them.
+        A document without ``_id`` gets :func:`trial_id`. A tid that another trial of the
+        experiment already has is refused with :class:`DuplicateKeyError`; a retry after a
+        reconnect accepts the documents its earlier attempt inserted. Documents inserted in a
+        finished state (injected results) are stamped ``changed`` so that every driver's next
+        read sees them.
         """
         docs = list(docs)
         if not docs:
             return []
         for doc in docs:
-            doc.setdefault("_id", uuid.uuid4().hex)
+            if "_id" not in doc:
+                doc["_id"] = trial_id(doc.get("exp_key"), doc["tid"])
+        attempts = 0
 
         def do() -> None:
+            nonlocal attempts
+            attempts += 1
             try:
                 self.jobs.insert_many(docs, ordered=False)
             except pymongo.errors.BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 if any(e.get("code") != 11000 for e in errors):
                     raise
-                ids = [d["_id"] for d in docs]  # duplicates: a previous attempt inserted them
-                present = {d["_id"] for d in self.jobs.find({"_id": {"$in": ids}}, {"_id": 1})}
-                if present != set(ids):
-                    raise
+                taken = [docs[e["index"]] for e in errors]
+                if attempts == 1 or not self._inserted_before(taken):
+                    raise DuplicateKeyError(
+                        f"trial ids already taken in {self.jobs.full_name}: "
+                        f"{sorted(str(d['_id']) for d in taken)[:5]} (tids come from "
+                        "new_trial_ids(); do not reuse them)", 11000) from exc
 
         self.conn.retry(do, "insert trials")
         finished = [d["_id"] for d in docs if d.get("state") != JOB_STATE_NEW]
@@ -147,13 +174,23 @@ class TrialQueue:
                 "stamp injected trials")
         return [d["_id"] for d in docs]
 
+    def _inserted_before(self, docs: list[dict[str, Any]]) -> bool:
+        """Are the stored trials with these ``_id`` the ones in ``docs`` (same tid and values)?"""
+        mine = {d["_id"]: (d.get("tid"), (d.get("misc") or {}).get("vals")) for d in docs}
+        stored = {d["_id"]: (d.get("tid"), (d.get("misc") or {}).get("vals")) for d in
+                  self.jobs.find({"_id": {"$in": list(mine)}}, {"tid": 1, "misc.vals": 1})}
+        return stored == mine
+
     # -- claiming ----------------------------------------------------------------------------
     def claim(self, worker_id: str, exp_key: Any, lease_s: float,
               owner: Any = None) -> dict[str, Any] | None:
-        """Atomically move the lowest-tid NEW trial to RUNNING under a fresh lease token.
+        """Atomically move a NEW trial to RUNNING under a fresh lease token.
 
         Returns the claimed document or ``None``. If the connection drops after the server
         applied the claim, the retry finds the trial by its token instead of orphaning it.
+        The claim asks for no order: MongoDB answers it from the ``claim_by_exp`` index, whose
+        first entry is the lowest queued tid, and a sort would only make test servers (which
+        sort in Python) pay for every document of the experiment. Nothing depends on order.
         """
         token = uuid.uuid4().hex
         update = {
@@ -168,7 +205,7 @@ class TrialQueue:
         tries = 0
         while True:
             try:
-                return self.jobs.find_one_and_update(flt, update, sort=[("tid", 1)],
+                return self.jobs.find_one_and_update(flt, update,
                                                      return_document=ReturnDocument.AFTER)
             except PyMongoError as exc:
                 if not is_transient(exc):
