@@ -328,14 +328,21 @@ def bench_throughput_hyperq(base: str, counts_dir: str, n_workers: int, n_trials
         fleet.start_hyperq(uri, "tp", n_workers)
         wait_registered(trials.store, n_workers)
         time.sleep(1.0)
-        t0 = time.perf_counter()
+        t0, start = time.time(), time.perf_counter()
         fmin(trivial, {"x": hp.uniform("x", -1, 1)}, algo=rand.suggest, max_evals=n_trials,
              trials=trials, show_progressbar=False)
-        seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - start
+        t1 = time.time()
+        time.sleep(1.2)  # let the workers' counters record t1
     finally:
         fleet.stop()
+    workers = collections.Counter()
+    for rows in read_counts(counts_dir, "hyperq-worker").values():
+        workers.update(diff(counts_at(rows, t0), counts_at(rows, t1)))
     return {"library": "hyperq", "workers": n_workers, "trials": n_trials, "seconds": seconds,
-            "trials_per_s": n_trials / seconds}
+            "trials_per_s": n_trials / seconds,
+            "worker_requests_per_trial": sum(workers.values()) / n_trials,
+            "workers_by_command": {k: v / n_trials for k, v in sorted(workers.items()) if v}}
 
 
 def bench_throughput_hyperopt(base: str, counts_dir: str, python: str, n_workers: int,
@@ -481,8 +488,9 @@ def main(argv=None):
             for n in [int(x) for x in args.workers.split(",")]:
                 r = bench_throughput_hyperq(base, counts_dir(), n, args.trials)
                 out["throughput"].append(r)
-                print(f"throughput hyperq {n} workers: {r['trials_per_s']:.1f} trials/s",
-                      flush=True)
+                print(f"throughput hyperq {n} workers: {r['trials_per_s']:.1f} trials/s, worker "
+                      f"requests/trial {r['worker_requests_per_trial']:.2f} "
+                      f"{json.dumps(r['workers_by_command'])}", flush=True)
                 if hpy:
                     r = bench_throughput_hyperopt(base, counts_dir(), hpy, n, args.trials)
                     out["throughput"].append(r)

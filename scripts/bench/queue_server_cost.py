@@ -5,7 +5,7 @@
 Starts a private mongoeco server, creates the indexes hyperq creates, and sends each kind of
 request a trial costs (the same filters and updates as ``hyperq/mongo/queue.py`` and ``job.py``)
 ``--n`` times, reading the server process's CPU time (``/proc/PID/stat``) before and after.
-Then it times one sorted claim against collections of growing size. This explains where the
+Then it times one claim, sorted by tid and not, against collections of growing size. This explains where the
 throughput of ``queue.py`` goes on this server; a real ``mongod`` answers each of these in well
 under a millisecond, so only the request counts carry over to production.
 """
@@ -31,7 +31,7 @@ def server_cpu_s(pid: int) -> float:
 
 
 def trial_doc(tid: int, state: int = 0) -> dict:
-    return {"_id": uuid.uuid4().hex, "tid": tid, "exp_key": "e", "state": state, "spec": None,
+    return {"_id": f"{tid}:e", "tid": tid, "exp_key": "e", "state": state, "spec": None,
             "result": {"status": "new"}, "owner": None, "version": 0, "attempt": 0,
             "misc": {"tid": tid, "cmd": ["domain_attachment", "d"], "idxs": {"x": [tid]},
                      "vals": {"x": [0.5]}}, "book_time": None, "refresh_time": None}
@@ -40,8 +40,9 @@ def trial_doc(tid: int, state: int = 0) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="requests of each kind")
-    parser.add_argument("--non-unique", action="store_true",
-                        help="make the (exp_key, tid) index non-unique, to see what uniqueness costs")
+    parser.add_argument("--unique", action="store_true",
+                        help="make the (exp_key, tid) index unique, as hyperq's was before trial "
+                             "ids carried the uniqueness, to see what it costs")
     args = parser.parse_args(argv)
     import pymongo
     from pymongo import ReturnDocument
@@ -60,9 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         store = connect_store(uri)
         store.ensure_indexes()  # exactly hyperq's indexes
         jobs = pymongo.MongoClient(server.uri)["cost"]["jobs"]
-        if args.non_unique:
+        if args.unique:
             jobs.drop_index("exp_tid")
-            jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid")
+            jobs.create_index([("exp_key", 1), ("tid", 1)], name="exp_tid", unique=True)
         tokens: list[tuple[str, str]] = []
 
         def measure(name: str, per: int, fn: Callable[[], None]) -> None:
@@ -84,13 +85,12 @@ def main(argv: list[str] | None = None) -> None:
                               "lease_ms": 6000, "intermediate": []}, "$inc": {"attempt": 1},
                      "$currentDate": {"book_time": True, "refresh_time": True,
                                       "changed": True}},
-                    sort=[("tid", 1)], return_document=ReturnDocument.AFTER)
+                    return_document=ReturnDocument.AFTER)
                 tokens.append((doc["_id"], token))
 
         def failed_claims() -> None:
             for _ in range(n):
-                jobs.find_one_and_update({"exp_key": "e", "state": 0}, {"$set": {"state": 1}},
-                                         sort=[("tid", 1)])
+                jobs.find_one_and_update({"exp_key": "e", "state": 0}, {"$set": {"state": 1}})
 
         def finishes() -> None:
             for doc_id, token in tokens:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         measure("insert, per trial (6 per request)", n, insert)
         measure("idle check (`find_one` NEW)", n, lambda: [
             jobs.find_one({"exp_key": "e", "state": 0}, {"_id": 1}) for _ in range(n)])
-        measure("claim (`findAndModify`, sorted by tid)", n, claims)
+        measure("claim (`findAndModify`)", n, claims)
         measure("claim that finds nothing", n, failed_claims)
         measure("finish (fenced `update`)", n, finishes)
         since = datetime.datetime.now(datetime.timezone.utc)  # a wake-up reads what just changed
