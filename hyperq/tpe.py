@@ -36,8 +36,6 @@ MAX_ABOVE = 200        # g(x) uses at most this many (most recent) bad trials: O
 CAT_MIN_TRIALS = 10    # every option of a categorical gets this many trials (if under-sampled)
 LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
 LOCAL_SCALE = 0.25     # ... with its kernel widths times this
-COORD_FRACTION = 0.0   # share of candidates: the best trial with one numeric coordinate redrawn
-COORD_FROM_BEST = 1    # 1: from the best trial; 0: from a good trial drawn by weight
 PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
 _EPS = 1e-12
@@ -349,20 +347,6 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     n_local = int(round(LOCAL_FRACTION * n_candidates))
     if n_local and len(below) and sp.num:
         cand[:n_local] = l_est.sample_near(0, rng, n_local, LOCAL_SCALE)
-    n_coord = int(round(COORD_FRACTION * n_candidates))
-    if n_coord and len(below) and sp.num:
-        rows_c = slice(n_local, n_local + n_coord)
-        fresh = l_est.sample(rng, n_coord)
-        if COORD_FROM_BEST:
-            keep = np.repeat(l_est.mus[:1], n_coord, axis=0)
-        else:
-            pw = l_est.p_w[:l_est.n] / l_est.p_w[:l_est.n].sum()
-            keep = l_est.mus[rng.choice(l_est.n, size=n_coord, p=pw)]
-        pick = rng.choice(sp.num, size=n_coord)
-        block = cand[rows_c].copy()
-        block[:, sp.num] = keep
-        block[np.arange(n_coord), pick] = fresh[np.arange(n_coord), pick]
-        cand[rows_c] = block
     for j, options in (allowed or {}).items():
         # Candidates with another option get one of these, and l/g then picks the numeric
         # values that suit it, instead of values tuned for the option the model preferred.
