@@ -348,7 +348,9 @@ def test_an_insert_retried_after_a_lost_reply_keeps_its_trials_once(mongo_uri):
                 raise AutoReconnect("reply lost")
 
     store.queue.jobs = Flaky()
-    ids = store.insert([_doc(t, "retry") for t in range(3)])
+    # values as a suggestion may hold them (a tuple is stored as a list)
+    ids = store.insert([_doc(t, "retry", misc=dict(MISC, tid=t, vals={"x": (0.5 * t,)}))
+                        for t in range(3)])
     assert lost and sorted(ids) == ["0:retry", "1:retry", "2:retry"]
     assert store.jobs.count_documents({"exp_key": "retry"}) == 3
 

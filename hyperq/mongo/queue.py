@@ -13,6 +13,7 @@ import logging
 import uuid
 from typing import Any, Iterable
 
+import bson
 import pymongo
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
@@ -176,8 +177,11 @@ class TrialQueue:
 
     def _inserted_before(self, docs: list[dict[str, Any]]) -> bool:
         """Are the stored trials with these ``_id`` the ones in ``docs`` (same tid and values)?"""
-        mine = {d["_id"]: (d.get("tid"), (d.get("misc") or {}).get("vals")) for d in docs}
-        stored = {d["_id"]: (d.get("tid"), (d.get("misc") or {}).get("vals")) for d in
+        def key(doc: dict[str, Any]) -> bytes:  # as stored: tuples become lists, and so on
+            return bson.encode({"tid": doc.get("tid"), "vals": (doc.get("misc") or {}).get("vals")})
+
+        mine = {d["_id"]: key(d) for d in docs}
+        stored = {d["_id"]: key(d) for d in
                   self.jobs.find({"_id": {"$in": list(mine)}}, {"tid": 1, "misc.vals": 1})}
         return stored == mine
 
