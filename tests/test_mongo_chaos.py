@@ -40,7 +40,8 @@ LEASE_S = 6.0
 OUTAGE_S = 8.0  # longer than the lease
 
 
-def test_many_workers_kills_and_a_server_restart_lose_and_double_nothing(private_server, workers, tmp_path):
+def test_many_workers_kills_and_a_server_restart_lose_and_double_nothing(private_server, workers,
+                                                                         tmp_path):
     rng = random.Random(11)
     server = private_server()
     uri = with_database(server.uri, "chaos")
