@@ -316,7 +316,6 @@ def test_a_tid_reservation_retried_after_a_lost_reply_leaves_no_gap(mongo_uri):
     assert store.new_tids("g", 2) == [3, 4]
 
 
-
 def test_a_tid_taken_by_another_trial_is_refused_and_the_first_kept(mongo_uri):
     from pymongo.errors import DuplicateKeyError
 
