@@ -38,6 +38,8 @@ LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
 LOCAL_SCALE = 0.25     # ... with its kernel widths times this
 PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
+WARMUP_IN_FLIGHT = 1.0  # model before n_startup_jobs have finished once this many times
+                        # n_startup_jobs trials are in flight (inf: never)
 _EPS = 1e-12
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -312,9 +314,12 @@ def _pending_obs(pending: list[dict[str, Any]], dims: list[_Dim]) -> np.ndarray:
 def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below: Any,
                    pending: list[dict[str, Any]], rng: np.random.Generator, n_candidates: int,
                    prior_weight: float, space_cache: dict[int, _Space],
-                   allowed: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
+                   allowed: dict[int, np.ndarray] | None = None,
+                   warm_up: bool = False) -> dict[str, Any]:
     """Propose values for one group of parameters. ``allowed`` maps positions of categorical
-    dims to the only options they may take (see :func:`_starved_options`)."""
+    dims to the only options they may take (see :func:`_starved_options`). While warming up
+    (fewer than ``n_startup_jobs`` results) no candidates are drawn near the best trial: one
+    of a handful of results is no basin to refine yet."""
     rows, cols = _group_rows(hist, dims)
     # Trials are ranked among those where the group is active, so the parameters of a branch
     # that looks worse overall are still modeled by that branch's own best trials.
@@ -344,7 +349,7 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     l_est = _Parzen(sp, l_obs, prior_weight, l_w)
     g_est = _Parzen(sp, g_obs, prior_weight, g_w)
     cand = l_est.sample(rng, n_candidates)
-    n_local = int(round(LOCAL_FRACTION * n_candidates))
+    n_local = 0 if warm_up else int(round(LOCAL_FRACTION * n_candidates))
     if n_local and len(below) and sp.num:
         cand[:n_local] = l_est.sample_near(0, rng, n_local, LOCAL_SCALE)
     for j, options in (allowed or {}).items():
@@ -388,18 +393,25 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
     """One NEW trial document per id, proposed by TPE.
 
     Until ``n_startup_jobs`` trials have finished (default: 10, or 2 per parameter for wide
-    spaces), trials are drawn from the prior. Asked for several ids at once, it returns distinct
-    suggestions: each one counts as pending for the next (``constant_liar``), as do trials
-    already queued or running. ``multivariate=False`` models each parameter on its own, as
-    hyperopt does.
+    spaces), trials are drawn from the prior, with one exception for many workers: when at
+    least ``n_startup_jobs`` other trials are in flight (queued, running, or suggested earlier
+    in the same call) and one has finished, the suggestion is modeled on the results so far,
+    with the pending trials in ``g(x)``, so a large cluster does not spend several times
+    ``n_startup_jobs`` evaluations on random points. Asked for several ids at once, it returns
+    distinct suggestions: each one counts as pending for the next (``constant_liar``), as do
+    trials already queued or running. ``multivariate=False`` models each parameter on its own,
+    as hyperopt does.
     """
     hist, pending = history_for(trials)
     model = _model_for(domain, multivariate)
     n_obs = len(hist.losses)
     if n_startup_jobs is None:
         n_startup_jobs = max(10, min(2 * len(model.dims), 25))
-    if n_obs < n_startup_jobs or n_obs == 0:
-        return rand.suggest(new_ids, domain, trials, seed)
+    warm_up = n_obs < n_startup_jobs
+    if warm_up:
+        in_flight = len(pending) + len(new_ids) - 1
+        if not constant_liar or n_obs == 0 or in_flight < WARMUP_IN_FLIGHT * n_startup_jobs:
+            return rand.suggest(new_ids, domain, trials, seed)
     rng = np.random.default_rng(seed)
     losses = hist.loss_array()
 
@@ -425,7 +437,7 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
                             allowed[j] = starved[0]
                 proposals[gi] = _propose_group(dims, hist, losses, n_below, pending, rng,
                                                n_EI_candidates, prior_weight, model.spaces,
-                                               allowed)
+                                               allowed, warm_up)
             value = proposals[gi][param.label]
             if branch_floor > 0 and param.label in model.gates:
                 # A branch of a conditional space: its own parameters are proposed after
