@@ -38,6 +38,8 @@ LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
 LOCAL_SCALE = 0.25     # ... with its kernel widths times this
 PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
+CENSOR = 0             # experiment: 1 = observation kernels sampled uncut, clipped to bounds
+CENSOR_NEAR = 0        # experiment: 1 = the same for the candidates near the best trial
 WARMUP_IN_FLIGHT = 1.0  # model before n_startup_jobs have finished once this many times
                         # n_startup_jobs trials are in flight (inf: never)
 _EPS = 1e-12
@@ -234,7 +236,12 @@ class _Parzen:
         comp = rng.choice(self.n + 1, size=size, p=self.p_w)
         out = np.empty((size, len(sp.dims)))
         if sp.num:
-            u = rng.uniform(self.a[comp], self.b[comp])
+            if CENSOR:
+                obs_comp = (comp < self.n)[:, None]
+                u = rng.uniform(np.where(obs_comp, 0.0, self.a[comp]),
+                                np.where(obs_comp, 1.0, self.b[comp]))
+            else:
+                u = rng.uniform(self.a[comp], self.b[comp])
             u = np.clip(u, _EPS, 1 - _EPS)
             x = np.clip(self.mus[comp] + self.sigmas[comp] * ndtri(u), sp.lows, sp.highs)
             out[:, sp.num] = x
@@ -256,6 +263,8 @@ class _Parzen:
         mu, sigma = self.mus[comp], self.sigmas[comp] * scale
         a = ndtr((sp.lows - mu) / sigma)
         b = ndtr((sp.highs - mu) / sigma)
+        if CENSOR_NEAR:
+            a, b = 0.0, 1.0
         u = np.clip(rng.uniform(a, b, size=(size, len(mu))), _EPS, 1 - _EPS)
         out[:, sp.num] = np.clip(mu + sigma * ndtri(u), sp.lows, sp.highs)
         for j in sp.quantized:
