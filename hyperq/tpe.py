@@ -40,6 +40,7 @@ PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
 CENSOR = 0             # experiment: 1 = observation kernels sampled uncut, clipped to bounds
 CENSOR_NEAR = 0        # experiment: 1 = the same for the candidates near the best trial
+WARMUP_LOCAL = 0       # experiment: 1 = candidates near the best trial during warm-up too
 WARMUP_IN_FLIGHT = 1.0  # model before n_startup_jobs have finished once this many times
                         # n_startup_jobs trials are in flight (inf: never)
 _EPS = 1e-12
@@ -358,7 +359,7 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     l_est = _Parzen(sp, l_obs, prior_weight, l_w)
     g_est = _Parzen(sp, g_obs, prior_weight, g_w)
     cand = l_est.sample(rng, n_candidates)
-    n_local = 0 if warm_up else int(round(LOCAL_FRACTION * n_candidates))
+    n_local = 0 if warm_up and not WARMUP_LOCAL else int(round(LOCAL_FRACTION * n_candidates))
     if n_local and len(below) and sp.num:
         cand[:n_local] = l_est.sample_near(0, rng, n_local, LOCAL_SCALE)
     for j, options in (allowed or {}).items():
