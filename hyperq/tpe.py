@@ -41,6 +41,7 @@ RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT
 CENSOR = 0             # experiment: 1 = observation kernels sampled uncut, clipped to bounds
 CENSOR_NEAR = 0        # experiment: 1 = the same for the candidates near the best trial
 WARMUP_LOCAL = 0       # experiment: 1 = candidates near the best trial during warm-up too
+WARMUP_MIN_FINISHED = 1  # experiment: warm-up models once this many trials have finished
 WARMUP_IN_FLIGHT = 1.0  # model before n_startup_jobs have finished once this many times
                         # n_startup_jobs trials are in flight (inf: never)
 _EPS = 1e-12
@@ -420,7 +421,8 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
     warm_up = n_obs < n_startup_jobs
     if warm_up:
         in_flight = len(pending) + len(new_ids) - 1
-        if not constant_liar or n_obs == 0 or in_flight < WARMUP_IN_FLIGHT * n_startup_jobs:
+        if not constant_liar or n_obs < max(1, WARMUP_MIN_FINISHED) \
+                or in_flight < WARMUP_IN_FLIGHT * n_startup_jobs:
             return rand.suggest(new_ids, domain, trials, seed)
     rng = np.random.default_rng(seed)
     losses = hist.loss_array()
