@@ -38,12 +38,8 @@ LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
 LOCAL_SCALE = 0.25     # ... with its kernel widths times this
 PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
-CENSOR = 0             # experiment: 1 = observation kernels sampled uncut, clipped to bounds
-CENSOR_NEAR = 0        # experiment: 1 = the same for the candidates near the best trial
-WARMUP_LOCAL = 0       # experiment: 1 = candidates near the best trial during warm-up too
-WARMUP_MIN_FINISHED = 1  # experiment: warm-up models once this many trials have finished
-WARMUP_IN_FLIGHT = 1.0  # model before n_startup_jobs have finished once this many times
-                        # n_startup_jobs trials are in flight (inf: never)
+WARMUP_STARTUP_OVER = 10  # a scheduled startup longer than this is warmed up: modeled from
+                          # the first result, without candidates near the best trial
 _EPS = 1e-12
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -238,12 +234,7 @@ class _Parzen:
         comp = rng.choice(self.n + 1, size=size, p=self.p_w)
         out = np.empty((size, len(sp.dims)))
         if sp.num:
-            if CENSOR:
-                obs_comp = (comp < self.n)[:, None]
-                u = rng.uniform(np.where(obs_comp, 0.0, self.a[comp]),
-                                np.where(obs_comp, 1.0, self.b[comp]))
-            else:
-                u = rng.uniform(self.a[comp], self.b[comp])
+            u = rng.uniform(self.a[comp], self.b[comp])
             u = np.clip(u, _EPS, 1 - _EPS)
             x = np.clip(self.mus[comp] + self.sigmas[comp] * ndtri(u), sp.lows, sp.highs)
             out[:, sp.num] = x
@@ -265,8 +256,6 @@ class _Parzen:
         mu, sigma = self.mus[comp], self.sigmas[comp] * scale
         a = ndtr((sp.lows - mu) / sigma)
         b = ndtr((sp.highs - mu) / sigma)
-        if CENSOR_NEAR:
-            a, b = 0.0, 1.0
         u = np.clip(rng.uniform(a, b, size=(size, len(mu))), _EPS, 1 - _EPS)
         out[:, sp.num] = np.clip(mu + sigma * ndtri(u), sp.lows, sp.highs)
         for j in sp.quantized:
@@ -360,7 +349,7 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     l_est = _Parzen(sp, l_obs, prior_weight, l_w)
     g_est = _Parzen(sp, g_obs, prior_weight, g_w)
     cand = l_est.sample(rng, n_candidates)
-    n_local = 0 if warm_up and not WARMUP_LOCAL else int(round(LOCAL_FRACTION * n_candidates))
+    n_local = 0 if warm_up else int(round(LOCAL_FRACTION * n_candidates))
     if n_local and len(below) and sp.num:
         cand[:n_local] = l_est.sample_near(0, rng, n_local, LOCAL_SCALE)
     for j, options in (allowed or {}).items():
@@ -403,27 +392,23 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
             verbose: bool = True) -> list[dict[str, Any]]:
     """One NEW trial document per id, proposed by TPE.
 
-    Until ``n_startup_jobs`` trials have finished (default: 10, or 2 per parameter for wide
-    spaces), trials are drawn from the prior, with one exception for many workers: when at
-    least ``n_startup_jobs`` other trials are in flight (queued, running, or suggested earlier
-    in the same call) and one has finished, the suggestion is modeled on the results so far,
-    with the pending trials in ``g(x)``, so a large cluster does not spend several times
-    ``n_startup_jobs`` evaluations on random points. Asked for several ids at once, it returns
-    distinct suggestions: each one counts as pending for the next (``constant_liar``), as do
-    trials already queued or running. ``multivariate=False`` models each parameter on its own,
-    as hyperopt does.
+    Until ``n_startup_jobs`` trials have finished, trials are drawn from the prior. By default
+    that is 10, or 2 per parameter (at most 25) for spaces of 6 or more parameters, and then
+    only the first trial is random: the rest of the startup is modeled (a warm-up, without
+    candidates near the best trial). An explicit ``n_startup_jobs`` means random until then,
+    as in hyperopt. Asked for several ids at once, it returns distinct suggestions: each one
+    counts as pending for the next (``constant_liar``), as do trials already queued or running.
+    ``multivariate=False`` models each parameter on its own, as hyperopt does.
     """
     hist, pending = history_for(trials)
     model = _model_for(domain, multivariate)
     n_obs = len(hist.losses)
-    if n_startup_jobs is None:
+    scheduled = n_startup_jobs is None  # an explicit n_startup_jobs means random until then
+    if scheduled:
         n_startup_jobs = max(10, min(2 * len(model.dims), 25))
     warm_up = n_obs < n_startup_jobs
-    if warm_up:
-        in_flight = len(pending) + len(new_ids) - 1
-        if not constant_liar or n_obs < max(1, WARMUP_MIN_FINISHED) \
-                or in_flight < WARMUP_IN_FLIGHT * n_startup_jobs:
-            return rand.suggest(new_ids, domain, trials, seed)
+    if warm_up and (n_obs == 0 or not scheduled or n_startup_jobs <= WARMUP_STARTUP_OVER):
+        return rand.suggest(new_ids, domain, trials, seed)
     rng = np.random.default_rng(seed)
     losses = hist.loss_array()
 

@@ -223,66 +223,63 @@ def test_starved_categorical_option_is_proposed_until_it_has_its_trials():
     assert abs(opts.count(1) - opts.count(2)) <= 1
 
 
-def test_in_flight_suggestions_are_modeled_once_startup_many_are_pending():
-    # SPACE has 8 parameters: n_startup_jobs defaults to 16 finished trials. With 16 or more
-    # others in flight (a large cluster), a suggestion is modeled as soon as one trial has
-    # finished; with fewer in flight, or none finished, it comes from the prior.
-    d = Domain(loss, SPACE)
+def test_wide_spaces_are_modeled_from_the_first_result():
+    # SPACE has 8 parameters, so its scheduled startup is 16 trials: longer than 10, so it is
+    # warmed up (modeled from the first result). An explicit n_startup_jobs keeps hyperopt's
+    # meaning (random until then), and a 2-parameter space keeps its 10 random trials.
 
-    def one(t, seed, **kw):
-        return flat(tpe.suggest(t.new_trial_ids(1), d, t, seed, **kw)[0]["misc"]["vals"])
+    def one(t, seed, space=SPACE, **kw):
+        dom = Domain(loss, space)
+        return flat(tpe.suggest(t.new_trial_ids(1), dom, t, seed, **kw)[0]["misc"]["vals"])
 
-    def prior(t, seed):
-        return flat(rand.suggest(t.new_trial_ids(1), d, t, seed)[0]["misc"]["vals"])
+    def prior(t, seed, space=SPACE):
+        dom = Domain(loss, space)
+        return flat(rand.suggest(t.new_trial_ids(1), dom, t, seed)[0]["misc"]["vals"])
 
-    def with_pending(n_finished, n_pending):
-        t = history(n_finished) if n_finished else Trials()
+    assert one(Trials(), 9) == prior(Trials(), 9)
+    for n_finished, n_pending in [(1, 0), (5, 0), (5, 31)]:
+        t = history(n_finished)
         if n_pending:
             add_pending(t, random_vals(n_pending, seed=4))
-        return t
-
-    busy = with_pending(5, 31)
-    modeled = one(busy, 9)
-    assert modeled != prior(busy, 9)
-    assert modeled == one(busy, 9)
-    assert -5 <= modeled["x"] <= 5 and -5 <= modeled["y"] <= 5
-    assert modeled["n"] % 8 == 0 and modeled["act"] in (0, 1, 2)
-    assert one(busy, 9, constant_liar=False) == prior(busy, 9)
-    assert one(with_pending(5, 16), 9) != prior(with_pending(5, 16), 9)
-    for n_finished, n_pending in [(5, 0), (5, 10), (5, 15), (0, 31)]:
-        t = with_pending(n_finished, n_pending)
-        assert one(t, 9) == prior(t, 9), (n_finished, n_pending)
-    # Asked for 17 at once, each suggestion has 16 others in flight: modeled and distinct.
-    t = with_pending(5, 0)
-    batch = [flat(v) for v in suggest(t, k=17, seed=3)]
-    assert len({tuple(sorted(v.items())) for v in batch}) == 17
-    assert batch[0] != prior(t, 3)
+        modeled = one(t, 9)
+        assert modeled != prior(t, 9), (n_finished, n_pending)
+        assert modeled == one(t, 9)
+        assert -5 <= modeled["x"] <= 5 and -5 <= modeled["y"] <= 5
+        assert modeled["n"] % 8 == 0 and modeled["act"] in (0, 1, 2)
+    t = history(5)
+    assert one(t, 9, n_startup_jobs=16) == prior(t, 9)
+    narrow = history(5, fn=bowl, space=BOWL)
+    add_pending(narrow, random_vals(31, seed=4, space=BOWL), space=BOWL)
+    assert one(narrow, 9, space=BOWL) == prior(narrow, 9, space=BOWL)
 
 
 BOWL = {"x": hp.uniform("x", -5, 5), "y": hp.uniform("y", -5, 5)}
+BOWL6 = {f"x{i}": hp.uniform(f"x{i}", -5, 5) for i in range(6)}
 
 
 def bowl(p):
-    return p["x"] ** 2 + p["y"] ** 2
+    return sum(v ** 2 for v in p.values())
 
 
-def test_warm_up_is_distinct_and_keeps_away_from_pending_trials():
-    # 4 results and 20 trials in flight on a 2-D space (n_startup_jobs 10): the suggestions are
-    # modeled, and the pending trials in g(x) keep them away from the points being evaluated.
-    t = history(4, fn=bowl, space=BOWL)
-    busy = random_vals(20, seed=8, space=BOWL)
-    add_pending(t, busy, space=BOWL)
-    busy_xy = np.array([[v["x"], v["y"]] for v in busy])
-    d = Domain(bowl, BOWL)
+def test_warm_up_batches_are_distinct_and_account_for_pending_trials():
+    # 4 results and 20 trials in flight on a 6-parameter space (a 12-trial startup, warmed up).
+    t = history(4, fn=bowl, space=BOWL6)
+    busy = random_vals(20, seed=8, space=BOWL6)
+    add_pending(t, busy, space=BOWL6)
+    names = sorted(BOWL6)
 
-    def nearest_busy(algo, seed):
-        v = flat(algo(t.new_trial_ids(1), d, t, seed)[0]["misc"]["vals"])
-        return float(np.min(np.hypot(*(busy_xy - [v["x"], v["y"]]).T)))
+    def key(v):
+        return tuple(v[k] for k in names)
 
-    modeled = np.mean([nearest_busy(tpe.suggest, s) for s in range(40)])
-    random = np.mean([nearest_busy(rand.suggest, s) for s in range(40)])
-    assert modeled > 1.25 * random, (modeled, random)
-    batch = [flat(v) for v in suggest(t, k=8, seed=2, space=BOWL)]
-    assert len({(v["x"], v["y"]) for v in batch}) == 8
+    batch = [flat(v) for v in suggest(t, k=8, seed=2, space=BOWL6)]
+    assert batch == [flat(v) for v in suggest(t, k=8, seed=2, space=BOWL6)]
+    assert len({key(v) for v in batch}) == 8
+    assert not {key(v) for v in batch} & {key(v) for v in busy}
     for v in batch:
-        assert -5 <= v["x"] <= 5 and -5 <= v["y"] <= 5
+        assert all(-5 <= v[k] <= 5 for k in names)
+    # The pending trials are in the model: without them (no constant liar) it proposes
+    # something else.
+    alone = [flat(v) for v in suggest(t, k=1, seed=2, space=BOWL6, constant_liar=False)]
+    assert alone[0] != batch[0]
+    assert alone[0] != flat(rand.suggest(t.new_trial_ids(1), Domain(bowl, BOWL6), t, 2)[0]
+                            ["misc"]["vals"])
