@@ -38,6 +38,8 @@ LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
 LOCAL_SCALE = 0.25     # ... with its kernel widths times this
 PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
+LOCAL_SCALE_IN_FLIGHT = 0.5  # ... in wide spaces with 7 or more trials pending (linear in
+                             # between): proposals made in parallel take longer steps
 WARMUP_STARTUP_OVER = 10  # a scheduled startup longer than this is warmed up: modeled from
                           # the first result, without candidates near the best trial
 _EPS = 1e-12
@@ -315,11 +317,12 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
                    pending: list[dict[str, Any]], rng: np.random.Generator, n_candidates: int,
                    prior_weight: float, space_cache: dict[int, _Space],
                    allowed: dict[int, np.ndarray] | None = None,
-                   warm_up: bool = False) -> dict[str, Any]:
+                   warm_up: bool = False, wide: bool = False) -> dict[str, Any]:
     """Propose values for one group of parameters. ``allowed`` maps positions of categorical
     dims to the only options they may take (see :func:`_starved_options`). While warming up
     (fewer than ``n_startup_jobs`` results) no candidates are drawn near the best trial: one
-    of a handful of results is no basin to refine yet."""
+    of a handful of results is no basin to refine yet. In a ``wide`` space, the candidates
+    near the best trial spread further as more trials are pending."""
     rows, cols = _group_rows(hist, dims)
     # Trials are ranked among those where the group is active, so the parameters of a branch
     # that looks worse overall are still modeled by that branch's own best trials.
@@ -351,7 +354,9 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     cand = l_est.sample(rng, n_candidates)
     n_local = 0 if warm_up else int(round(LOCAL_FRACTION * n_candidates))
     if n_local and len(below) and sp.num:
-        cand[:n_local] = l_est.sample_near(0, rng, n_local, LOCAL_SCALE)
+        busy = min(len(pending), 7) / 7 if wide else 0.0
+        scale = LOCAL_SCALE + busy * (LOCAL_SCALE_IN_FLIGHT - LOCAL_SCALE)
+        cand[:n_local] = l_est.sample_near(0, rng, n_local, scale)
     for j, options in (allowed or {}).items():
         # Candidates with another option get one of these, and l/g then picks the numeric
         # values that suit it, instead of values tuned for the option the model preferred.
@@ -406,6 +411,7 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
     scheduled = n_startup_jobs is None  # an explicit n_startup_jobs means random until then
     if scheduled:
         n_startup_jobs = max(10, min(2 * len(model.dims), 25))
+    wide = 2 * len(model.dims) > WARMUP_STARTUP_OVER  # 6 or more parameters
     warm_up = n_obs < n_startup_jobs
     if warm_up and (n_obs == 0 or not scheduled or n_startup_jobs <= WARMUP_STARTUP_OVER):
         return rand.suggest(new_ids, domain, trials, seed)
@@ -434,7 +440,7 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
                             allowed[j] = starved[0]
                 proposals[gi] = _propose_group(dims, hist, losses, n_below, pending, rng,
                                                n_EI_candidates, prior_weight, model.spaces,
-                                               allowed, warm_up)
+                                               allowed, warm_up, wide)
             value = proposals[gi][param.label]
             if branch_floor > 0 and param.label in model.gates:
                 # A branch of a conditional space: its own parameters are proposed after

@@ -283,3 +283,27 @@ def test_warm_up_batches_are_distinct_and_account_for_pending_trials():
     assert alone[0] != batch[0]
     assert alone[0] != flat(rand.suggest(t.new_trial_ids(1), Domain(bowl, BOWL6), t, 2)[0]
                             ["misc"]["vals"])
+
+
+def test_local_candidates_spread_further_with_trials_in_flight(monkeypatch):
+    # In a wide space, the candidates near the best trial are drawn twice as wide once 7 or
+    # more trials are pending: with only local candidates, the proposals land further from
+    # the best trial than sequentially (pending trials far away, in a corner).
+    monkeypatch.setattr(tpe, "LOCAL_FRACTION", 1.0)
+    t = history(40, fn=bowl, space=BOWL6)
+    names = sorted(BOWL6)
+    best = min(t.trials, key=lambda tr: tr["result"]["loss"])["misc"]["vals"]
+    best_x = np.array([best[k][0] for k in names])
+    d = Domain(bowl, BOWL6)
+
+    def mean_step(trials):
+        steps = []
+        for seed in range(30):
+            v = flat(tpe.suggest(trials.new_trial_ids(1), d, trials, seed)[0]["misc"]["vals"])
+            steps.append(np.linalg.norm(np.array([v[k] for k in names]) - best_x))
+        return float(np.mean(steps))
+
+    sequential = mean_step(t)
+    add_pending(t, [{k: 4.9 for k in names}] * 7, space=BOWL6)
+    in_flight = mean_step(t)
+    assert in_flight > 1.4 * sequential, (in_flight, sequential)
