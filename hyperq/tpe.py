@@ -38,8 +38,8 @@ LOCAL_FRACTION = 0.25  # share of candidates drawn close to the best trial ...
 LOCAL_SCALE = 0.25     # ... with its kernel widths times this
 PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
-LOCAL_SCALE_IN_FLIGHT = 0.5  # ... in wide spaces with 7 or more trials pending (linear in
-                             # between): proposals made in parallel take longer steps
+LOCAL_SCALE_IN_FLIGHT = 0.5  # ... in wide spaces with LOCAL_SCALE_FULL_AT or more trials
+LOCAL_SCALE_FULL_AT = 7      # pending (linear in between): parallel proposals take longer steps
 WARMUP_STARTUP_OVER = 10  # a scheduled startup longer than this is warmed up: modeled from
                           # the first result, without candidates near the best trial
 _EPS = 1e-12
@@ -354,7 +354,7 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     cand = l_est.sample(rng, n_candidates)
     n_local = 0 if warm_up else int(round(LOCAL_FRACTION * n_candidates))
     if n_local and len(below) and sp.num:
-        busy = min(len(pending), 7) / 7 if wide else 0.0
+        busy = min(len(pending), LOCAL_SCALE_FULL_AT) / LOCAL_SCALE_FULL_AT if wide else 0.0
         scale = LOCAL_SCALE + busy * (LOCAL_SCALE_IN_FLIGHT - LOCAL_SCALE)
         cand[:n_local] = l_est.sample_near(0, rng, n_local, scale)
     for j, options in (allowed or {}).items():
@@ -408,12 +408,14 @@ def suggest(new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
     hist, pending = history_for(trials)
     model = _model_for(domain, multivariate)
     n_obs = len(hist.losses)
-    scheduled = n_startup_jobs is None  # an explicit n_startup_jobs means random until then
-    if scheduled:
-        n_startup_jobs = max(10, min(2 * len(model.dims), 25))
-    wide = 2 * len(model.dims) > WARMUP_STARTUP_OVER  # 6 or more parameters
+    scheduled_startup = max(10, min(2 * len(model.dims), 25))
+    wide = scheduled_startup > WARMUP_STARTUP_OVER  # 6 or more parameters
+    # An explicit n_startup_jobs means random until then, as in hyperopt: no warm-up.
+    warm_up_allowed = n_startup_jobs is None and wide
+    if n_startup_jobs is None:
+        n_startup_jobs = scheduled_startup
     warm_up = n_obs < n_startup_jobs
-    if warm_up and (n_obs == 0 or not scheduled or n_startup_jobs <= WARMUP_STARTUP_OVER):
+    if warm_up and (n_obs == 0 or not warm_up_allowed):
         return rand.suggest(new_ids, domain, trials, seed)
     rng = np.random.default_rng(seed)
     losses = hist.loss_array()

@@ -177,6 +177,12 @@ def add_pending(t, vals_list, state=JOB_STATE_RUNNING, space=SPACE):
     return docs
 
 
+def prior(t, seed, space=SPACE):
+    """What random search would propose next: the startup's suggestion."""
+    d = Domain(loss, space)
+    return flat(rand.suggest(t.new_trial_ids(1), d, t, seed)[0]["misc"]["vals"])
+
+
 def random_vals(n, seed, space=SPACE):
     d = Domain(loss, space)
     t = Trials()
@@ -229,12 +235,7 @@ def test_wide_spaces_are_modeled_from_the_first_result():
     # meaning (random until then), and a 2-parameter space keeps its 10 random trials.
 
     def one(t, seed, space=SPACE, **kw):
-        dom = Domain(loss, space)
-        return flat(tpe.suggest(t.new_trial_ids(1), dom, t, seed, **kw)[0]["misc"]["vals"])
-
-    def prior(t, seed, space=SPACE):
-        dom = Domain(loss, space)
-        return flat(rand.suggest(t.new_trial_ids(1), dom, t, seed)[0]["misc"]["vals"])
+        return flat(suggest(t, seed=seed, space=space, **kw)[0])
 
     assert one(Trials(), 9) == prior(Trials(), 9)
     for n_finished, n_pending in [(1, 0), (5, 0), (5, 31)]:
@@ -281,8 +282,7 @@ def test_warm_up_batches_are_distinct_and_account_for_pending_trials():
     # something else.
     alone = [flat(v) for v in suggest(t, k=1, seed=2, space=BOWL6, constant_liar=False)]
     assert alone[0] != batch[0]
-    assert alone[0] != flat(rand.suggest(t.new_trial_ids(1), Domain(bowl, BOWL6), t, 2)[0]
-                            ["misc"]["vals"])
+    assert alone[0] != prior(t, 2, space=BOWL6)
 
 
 def test_local_candidates_spread_further_with_trials_in_flight(monkeypatch):
