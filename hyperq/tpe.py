@@ -19,6 +19,7 @@ import numpy as np
 from hyperq._normal import ndtr, ndtri
 
 from hyperq import rand
+from hyperq._quadratic import model_minimum, n_features
 from hyperq._history import History, history_for
 from hyperq.base import Domain, Trials, docs_from_values
 from hyperq.pyll.base import Param
@@ -40,6 +41,8 @@ PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
 LOCAL_SCALE_IN_FLIGHT = 0.5  # ... in wide spaces with LOCAL_SCALE_FULL_AT or more trials
 LOCAL_SCALE_FULL_AT = 7      # pending (linear in between): parallel proposals take longer steps
+MODEL_FRACTION = 0.5   # share of proposals made by a model step where a quadratic fits well
+MODEL_MIN_Q2 = 0.9     # ... predicting left-out trials this well (1 - PRESS / SS)
 WARMUP_STARTUP_OVER = 10  # a scheduled startup longer than this is warmed up: modeled from
                           # the first result, without candidates near the best trial
 _EPS = 1e-12
@@ -346,6 +349,12 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
                               np.full(len(busy), PENDING_WEIGHT)])
         g_obs = np.concatenate([g_obs, failed, busy])
     sp = _space_for(dims, space_cache)
+    if not warm_up and not allowed and MODEL_FRACTION > 0 and sp.num \
+            and rng.random() < MODEL_FRACTION:
+        step = _model_step(dims, sp, rows, cols, group_losses, g_obs)
+        if step is not None:
+            return {dm.label: dm.to_value(np.asarray(step[j])).item()
+                    for j, dm in enumerate(dims)}
     l_w = None
     if RANK_WEIGHT > 0 and len(below) > 1:
         l_w = 1.0 + RANK_WEIGHT * np.linspace(1.0, 0.0, len(below))
@@ -365,6 +374,39 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
     best = cand[int(np.argmax(score))]
     return {dm.label: dm.to_value(np.asarray(best[j])).item() for j, dm in enumerate(dims)}
+
+
+def _model_step(dims: list[_Dim], sp: _Space, rows: np.ndarray | None, cols: list,
+                group_losses: np.ndarray, others: np.ndarray) -> np.ndarray | None:
+    """The minimum of a quadratic fitted to the best trials (those with the best trial's
+    categorical values), or None where no quadratic fits well or the minimum was already
+    tried, is running or is queued (``others``)."""
+    d = len(sp.num)
+    n = len(group_losses)
+    # Trials with other categorical values are looked at too, and left out of the fit.
+    m = min(n, 2 * n_features(d, True) * (2 if sp.cat else 1))
+    if m < 2 * n_features(d, False):
+        return None
+    top = np.argpartition(group_losses, m - 1)[:m] if m < n else np.arange(m)
+    top = top[np.argsort(group_losses[top], kind="stable")]
+    obs = _gather(dims, rows, cols, top)
+    if sp.cat:
+        same = (obs[:, sp.cat] == obs[0, sp.cat]).all(axis=1)
+        obs, top = obs[same], top[same]
+    x_num = model_minimum(obs[:, sp.num], group_losses[top], sp.widths, sp.lows, sp.highs,
+                          MODEL_MIN_Q2)
+    if x_num is None:
+        return None
+    step = obs[0].copy()
+    step[sp.num] = x_num
+    for j in sp.quantized:
+        step[j] = dims[j].to_internal(dims[j].to_value(step[j]))
+    tried = np.concatenate([obs, others]) if len(others) else obs
+    gap = np.abs(tried[:, sp.num] - step[sp.num]) / sp.widths
+    same_cat = (tried[:, sp.cat] == step[sp.cat]).all(axis=1) if sp.cat else True
+    if ((gap.max(axis=1) < 1e-9) & same_cat).any():
+        return None
+    return step
 
 
 def _starved_options(label: str, n_options: int, hist: History,

@@ -290,6 +290,7 @@ def test_local_candidates_spread_further_with_trials_in_flight(monkeypatch):
     # more trials are pending: with only local candidates, the proposals land further from
     # the best trial than sequentially (pending trials far away, in a corner).
     monkeypatch.setattr(tpe, "LOCAL_FRACTION", 1.0)
+    monkeypatch.setattr(tpe, "MODEL_FRACTION", 0.0)  # a model step would land on the bottom
     t = history(40, fn=bowl, space=BOWL6)
     names = sorted(BOWL6)
     best = min(t.trials, key=lambda tr: tr["result"]["loss"])["misc"]["vals"]

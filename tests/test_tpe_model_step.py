@@ -1,0 +1,127 @@
+"""TPE's model steps: a quadratic fitted to the best trials, minimized where it fits well."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hyperq import JOB_STATE_RUNNING, Trials, fmin, hp, rand, tpe
+from hyperq._quadratic import model_minimum
+from hyperq.base import Domain, docs_from_values
+
+BOX = np.full(3, -5.0), np.full(3, 5.0)
+OPTIMUM = np.array([1.0, -2.0, 0.5])
+ROTATION = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
+
+
+def ellipsoid(x):
+    z = (np.atleast_2d(x) - OPTIMUM) @ ROTATION.T
+    return (z ** 2 * np.array([1.0, 30.0, 900.0])).sum(axis=1)
+
+
+def ranked(x, y):
+    order = np.argsort(y, kind="stable")
+    return x[order], y[order]
+
+
+def test_minimum_of_a_rotated_ill_conditioned_quadratic_is_exact():
+    x = np.random.default_rng(1).uniform(-5, 5, size=(40, 3))
+    x, y = ranked(x, ellipsoid(x))
+    found = model_minimum(x, y, np.full(3, 10.0), *BOX, min_q2=0.9)
+    assert found is not None
+    np.testing.assert_allclose(found, OPTIMUM, atol=1e-8)
+
+
+def test_minimum_stays_inside_the_box_the_fitted_trials_span():
+    # Trials only in [2, 5]^3: the model's minimum (1, -2, 0.5) lies outside, so the step is
+    # clamped to the region the model was fitted on instead of extrapolating.
+    x = np.random.default_rng(2).uniform(2, 5, size=(40, 3))
+    x, y = ranked(x, ellipsoid(x))
+    found = model_minimum(x, y, np.full(3, 10.0), *BOX, min_q2=0.9)
+    assert found is not None
+    assert np.all(found >= x.min(axis=0) - 1e-12) and np.all(found <= x.max(axis=0) + 1e-12)
+    assert ellipsoid(found)[0] < y[0]
+
+
+def test_no_step_where_a_quadratic_does_not_fit_or_is_not_a_bowl():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-5, 5, size=(40, 3))
+    rastrigin = (x ** 2 - 10 * np.cos(2 * math.pi * x)).sum(axis=1) + 30
+    assert model_minimum(*ranked(x, rastrigin), np.full(3, 10.0), *BOX, min_q2=0.9) is None
+    assert model_minimum(*ranked(x, rng.normal(size=40)), np.full(3, 10.0), *BOX, 0.9) is None
+    x, y = ranked(x, -ellipsoid(x))  # a dome: its "minimum" is no step to take
+    assert model_minimum(x, y, np.full(3, 10.0), *BOX, min_q2=0.9) is None
+    # Too few trials for even the diagonal quadratic (7 coefficients, 14 trials wanted).
+    x, y = ranked(x[:13], ellipsoid(x[:13]))
+    assert model_minimum(x, y, np.full(3, 10.0), *BOX, min_q2=0.9) is None
+
+
+SPACE = {"x": hp.uniform("x", -5, 5), "y": hp.uniform("y", -5, 5),
+         "lr": hp.loguniform("lr", math.log(1e-5), math.log(1))}
+
+
+def bowl(p):
+    return (p["x"] - 1) ** 2 + 10 * (p["y"] + 2) ** 2 + (math.log10(p["lr"]) + 3) ** 2
+
+
+def run(fn, space, n, seed, algo=tpe.suggest):
+    t = Trials()
+    fmin(fn, space, algo=algo, max_evals=n, trials=t, show_progressbar=False,
+         rstate=np.random.default_rng(seed))
+    return t
+
+
+def propose(t, space, fn, k=1, seed=1, **kw):
+    d = Domain(fn, space)
+    return [{k: v[0] for k, v in doc["misc"]["vals"].items() if v}
+            for doc in tpe.suggest(t.new_trial_ids(k), d, t, seed, **kw)]
+
+
+def test_tpe_reaches_the_bottom_of_a_smooth_bowl_with_a_log_scale():
+    # Without model steps TPE keeps sampling around its best trials (regret ~1e-3 here).
+    for seed in range(3):
+        assert min(run(bowl, SPACE, 60, seed).losses()) < 1e-10
+
+
+def test_model_steps_off_leave_tpe_sampling(monkeypatch):
+    monkeypatch.setattr(tpe, "MODEL_FRACTION", 0.0)
+    assert min(run(bowl, SPACE, 60, 0).losses()) > 1e-8
+
+
+def test_step_is_deterministic_in_bounds_and_not_repeated_for_pending_trials(monkeypatch):
+    monkeypatch.setattr(tpe, "MODEL_FRACTION", 1.0)
+    t = run(bowl, SPACE, 30, 0, algo=rand.suggest)
+    first = propose(t, SPACE, bowl)[0]
+    assert first == propose(t, SPACE, bowl)[0]
+    assert first["lr"] == pytest.approx(1e-3, rel=1e-6)
+    assert (first["x"], first["y"]) == (pytest.approx(1.0), pytest.approx(-2.0))
+    # A batch: the minimum is proposed once, then it counts as pending and TPE samples.
+    batch = propose(t, SPACE, bowl, k=4)
+    assert batch[0] == first
+    assert len({tuple(sorted(v.items())) for v in batch}) == 4
+    for v in batch:
+        assert -5 <= v["x"] <= 5 and -5 <= v["y"] <= 5 and 1e-5 <= v["lr"] <= 1
+    # A worker already evaluating the minimum: no second worker gets it.
+    d = Domain(bowl, SPACE)
+    ids = t.new_trial_ids(1)
+    docs = docs_from_values(t, d, ids, [first])
+    for doc in docs:
+        doc["state"] = JOB_STATE_RUNNING
+    t.insert_trial_docs(docs)
+    t.refresh()
+    assert propose(t, SPACE, bowl)[0] != first
+
+
+def test_steps_on_integers_and_categoricals_stay_valid_and_within_the_best_option(monkeypatch):
+    monkeypatch.setattr(tpe, "MODEL_FRACTION", 1.0)
+    space = {"n": hp.randint("n", 1, 40), "x": hp.uniform("x", -5, 5),
+             "opt": hp.choice("opt", ["sgd", "adam"])}
+
+    def fn(p):
+        return (p["n"] - 17.3) ** 2 / 40 + (p["x"] - 1) ** 2 + (p["opt"] == "sgd")
+
+    t = run(fn, space, 40, 0, algo=rand.suggest)
+    v = propose(t, space, fn)[0]
+    assert v == {"n": 17, "x": pytest.approx(1.0), "opt": 1}
+    assert type(v["n"]) is int
