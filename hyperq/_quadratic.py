@@ -54,13 +54,37 @@ def _box_minimum(b: np.ndarray, hess: np.ndarray, lo: np.ndarray, hi: np.ndarray
     return np.clip(z, lo, hi)
 
 
+def _curved_part(b: np.ndarray, hess: np.ndarray, flat: float
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``b`` and ``H`` with the directions of curvature at most ``flat`` times the largest
+    made flat-bottomed: no slope and a small positive curvature, so the minimum stays at the
+    origin along them. None when nothing curves up, or (``flat=0``) anything does not."""
+    lam, vec = np.linalg.eigh(hess)
+    top = lam[-1]
+    if top <= 0 or (flat <= 0 and lam[0] <= 0):
+        return None
+    keep = lam > flat * top
+    if keep.all():
+        return b, hess
+    along = vec[:, keep]
+    lam = np.where(keep, lam, max(flat, 1e-12) * top)
+    return along @ (along.T @ b), (vec * lam) @ vec.T
+
+
 def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
-                  lows: np.ndarray, highs: np.ndarray, min_q2: float) -> np.ndarray | None:
+                  lows: np.ndarray, highs: np.ndarray, min_q2: float,
+                  flat: float = 0.0) -> np.ndarray | None:
     """Where a quadratic fitted to ``obs`` (n x d, the best trial first) and their ``losses``
-    has its minimum (with all cross terms where there are twice as many trials as
-    coefficients, else without, from the first twice as many trials), within the box the trials span and ``[lows, highs]``; None when the fit
-    predicts left-out trials worse than ``min_q2`` (1 - PRESS / total sum of squares) or is
-    not a bowl."""
+    has its minimum within the box the trials span and ``[lows, highs]``. The quadratic has
+    all cross terms where there are twice as many trials as coefficients, else none (fitted
+    to the first twice as many trials as it then has). None when the fit predicts left-out
+    trials worse than ``min_q2`` (1 - PRESS / total sum of squares), or curves down only.
+
+    Directions whose curvature is below ``flat`` times the largest (a valley floor, the
+    flat axes of an ill-conditioned bowl, a saddle) are not stepped along: the step is the
+    minimum over the curved directions, from the best trial. Where nothing curves that much
+    against the slope, the trials lie on a plane, and the step goes down it to the bounds.
+    With ``flat=0`` a fit that is not a bowl in every direction gives None."""
     n, d = obs.shape
     full = n >= 2 * n_features(d, True)
     m = 2 * n_features(d, full)
@@ -83,10 +107,17 @@ def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
     if 1.0 - press / ss_tot < min_q2:
         return None
     b, hess = _gradient_hessian(coef, d, full)
-    try:
-        np.linalg.cholesky(hess)
-    except np.linalg.LinAlgError:
+    if flat > 0 and np.abs(np.linalg.eigvalsh(hess)).max() <= flat * np.abs(b).max():
+        # The best trials lie on a slope with no curvature worth the name: go down it to the
+        # bounds (to the edge of the trials' span along unbounded axes).
+        lo = np.where(np.isfinite(lows), (lows - origin) / scales, z.min(axis=0))
+        hi = np.where(np.isfinite(highs), (highs - origin) / scales, z.max(axis=0))
+        downhill = np.where(b > 0, lo, hi)
+        return origin + scales * np.where(np.abs(b) > flat * np.abs(b).max(), downhill, 0.0)
+    curved = _curved_part(b, hess, flat)
+    if curved is None:
         return None
+    b, hess = curved
     lo = np.maximum(z.min(axis=0), (lows - origin) / scales)
     hi = np.minimum(z.max(axis=0), (highs - origin) / scales)
     return origin + scales * _box_minimum(b, hess, lo, hi)

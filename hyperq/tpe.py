@@ -43,6 +43,8 @@ LOCAL_SCALE_IN_FLIGHT = 0.5  # ... in wide spaces with LOCAL_SCALE_FULL_AT or mo
 LOCAL_SCALE_FULL_AT = 7      # pending (linear in between): parallel proposals take longer steps
 MODEL_FRACTION = 0.5   # share of proposals made by a model step where a quadratic fits well
 MODEL_MIN_Q2 = 0.9     # ... predicting left-out trials this well (1 - PRESS / SS)
+MODEL_FLAT = 1e-3      # ... stepping only along directions curving up at least this share
+                       # of the steepest (the rest stay at the best trial's values)
 WARMUP_STARTUP_OVER = 10  # a scheduled startup longer than this is warmed up: modeled from
                           # the first result, without candidates near the best trial
 _EPS = 1e-12
@@ -394,7 +396,7 @@ def _model_step(dims: list[_Dim], sp: _Space, rows: np.ndarray | None, cols: lis
         same = (obs[:, sp.cat] == obs[0, sp.cat]).all(axis=1)
         obs, top = obs[same], top[same]
     x_num = model_minimum(obs[:, sp.num], group_losses[top], sp.widths, sp.lows, sp.highs,
-                          MODEL_MIN_Q2)
+                          MODEL_MIN_Q2, MODEL_FLAT)
     if x_num is None:
         return None
     step = obs[0].copy()

@@ -57,6 +57,45 @@ def test_no_step_where_a_quadratic_does_not_fit_or_is_not_a_bowl():
     assert model_minimum(x, y, np.full(3, 10.0), *BOX, min_q2=0.9) is None
 
 
+def test_flat_and_downward_directions_are_not_stepped_along():
+    # A valley along x1 (no curvature), then also a saddle along x2 (curving down): with
+    # flat > 0 the step goes to the valley floor in x0 and keeps the best trial's x1 and x2;
+    # with flat = 0 (every direction must curve up) the saddle gets no step.
+    x = np.random.default_rng(4).uniform(-5, 5, size=(40, 3))
+    for shape in (np.array([4.0, 0.0, 0.0]), np.array([4.0, 1e-6, -0.5])):
+        y = ((x - OPTIMUM) ** 2 * shape).sum(axis=1) + 0.3 * x[:, 1]
+        xs, ys = ranked(x, y)
+        found = model_minimum(xs, ys, np.full(3, 10.0), *BOX, min_q2=0.9, flat=1e-3)
+        assert found is not None
+        assert found[0] == pytest.approx(OPTIMUM[0])
+        np.testing.assert_allclose(found[1:], xs[0, 1:])
+    assert model_minimum(xs, ys, np.full(3, 10.0), *BOX, min_q2=0.9, flat=0.0) is None
+
+
+def test_a_plane_is_followed_down_to_the_bounds():
+    x = np.random.default_rng(5).uniform(-1, 2, size=(40, 3))
+    xs, ys = ranked(x, x @ np.array([3.0, -2.0, 0.0]))
+    lows, highs = np.array([-5.0, -5.0, -5.0]), np.array([5.0, 4.0, 5.0])
+    found = model_minimum(xs, ys, np.full(3, 10.0), lows, highs, min_q2=0.9, flat=1e-3)
+    np.testing.assert_allclose(found, [-5.0, 4.0, xs[0, 2]])  # no slope along x2: stays
+    # Unbounded along x0: to the edge of the trials' span instead.
+    lows[0] = -np.inf
+    found = model_minimum(xs, ys, np.full(3, 10.0), lows, highs, min_q2=0.9, flat=1e-3)
+    assert found[0] == pytest.approx(xs[:, 0].min())
+
+
+def test_tpe_reaches_the_corner_of_a_linear_slope():
+    space = {"x%d" % i: hp.uniform("x%d" % i, -5, 5) for i in range(4)}
+    slope = np.array([1.0, -2.0, 0.5, 3.0])
+
+    def fn(p):
+        return float(np.dot(slope, [p["x%d" % i] for i in range(4)]))
+
+    best = -5 * np.abs(slope).sum()
+    for seed in range(3):
+        assert min(run(fn, space, 60, seed).losses()) == pytest.approx(best)
+
+
 SPACE = {"x": hp.uniform("x", -5, 5), "y": hp.uniform("y", -5, 5),
          "lr": hp.loguniform("lr", math.log(1e-5), math.log(1))}
 
