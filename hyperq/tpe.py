@@ -41,8 +41,8 @@ PENDING_WEIGHT = 0.1   # weight of a running or queued trial in g(x)
 RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT, the last 1
 LOCAL_SCALE_IN_FLIGHT = 0.5  # ... in wide spaces with LOCAL_SCALE_FULL_AT or more trials
 LOCAL_SCALE_FULL_AT = 7      # pending (linear in between): parallel proposals take longer steps
-MODEL_FRACTION = 0.5   # share of proposals made by a model step where a quadratic fits well
-MODEL_MIN_Q2 = 0.9     # ... predicting left-out trials this well (1 - PRESS / SS)
+MODEL_FRACTION = 0.75  # share of proposals made by a model step where a quadratic fits well
+MODEL_MIN_Q2 = 0.8     # ... predicting left-out trials this well (1 - PRESS / SS)
 MODEL_FLAT = 1e-3      # ... stepping only along directions curving up at least this share
                        # of the steepest (the rest stay at the best trial's values)
 WARMUP_STARTUP_OVER = 10  # a scheduled startup longer than this is warmed up: modeled from
