@@ -1,9 +1,12 @@
 """Read-only operator commands: status, workers, best, trials, export, worker-health."""
 from __future__ import annotations
 
+import contextlib
 import pprint
+import signal
 import socket
 import sys
+import threading
 import time
 from typing import Any
 
@@ -91,8 +94,8 @@ def status_command(exp_key: str | None, watch: bool, interval: float, window: fl
     if not watch:
         click.echo(_status_once(store, key, window, as_json))
         return
-    try:
-        while True:
+    with _ctrl_c_between_refreshes() as stop:
+        while not stop.requested:
             try:
                 text = _status_once(store, key, window, as_json)
             except OpsError:
@@ -107,9 +110,51 @@ def status_command(exp_key: str | None, watch: bool, interval: float, window: fl
             if not as_json and sys.stdout.isatty():
                 click.clear()
             click.echo(text if as_json else f"{text}\n(every {interval:g} s, Ctrl-C to stop)")
-            time.sleep(interval)
-    except KeyboardInterrupt:
+            stop.sleep(interval)
+
+
+class _Stop(Exception):
+    pass
+
+
+class _CtrlC:
+    """Ctrl-C that ends a watch loop only while it sleeps: a KeyboardInterrupt raised inside a
+    MongoDB call can leave the driver's locks held, and the process then hangs on exit."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._sleeping = False
+
+    def handle(self, _signum: int, _frame: Any) -> None:
+        self.requested = True
+        if self._sleeping:
+            raise _Stop
+
+    def sleep(self, seconds: float) -> None:
+        if self.requested:
+            return
+        self._sleeping = True
+        try:
+            time.sleep(seconds)
+        except _Stop:
+            pass
+        finally:
+            self._sleeping = False
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_refreshes():
+    stop = _CtrlC()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers can only be set from the main thread
         return
+    previous = signal.signal(signal.SIGINT, stop.handle)
+    try:
+        yield stop
+    except _Stop:
+        pass  # Ctrl-C a moment after a sleep ended: stop all the same
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # -- workers ---------------------------------------------------------------------------------
