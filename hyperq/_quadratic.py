@@ -54,12 +54,12 @@ def _box_minimum(b: np.ndarray, hess: np.ndarray, lo: np.ndarray, hi: np.ndarray
     return np.clip(z, lo, hi)
 
 
-def _curved_part(b: np.ndarray, hess: np.ndarray, flat: float
-                 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """``b`` and ``H`` with the directions of curvature at most ``flat`` times the largest
-    made flat-bottomed: no slope and a small positive curvature, so the minimum stays at the
-    origin along them. None when nothing curves up, or (``flat=0``) anything does not."""
-    lam, vec = np.linalg.eigh(hess)
+def _curved_part(b: np.ndarray, hess: np.ndarray, lam: np.ndarray, vec: np.ndarray,
+                 flat: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """``b`` and ``H`` (eigenvalues ``lam`` ascending, eigenvectors ``vec``) with the
+    directions of curvature at most ``flat`` times the largest made flat-bottomed: no slope
+    and a small positive curvature, so the minimum stays at the origin along them. None when
+    nothing curves up, or (``flat=0``) anything does not."""
     top = lam[-1]
     if top <= 0 or (flat <= 0 and lam[0] <= 0):
         return None
@@ -107,14 +107,15 @@ def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
     if 1.0 - press / ss_tot < min_q2:
         return None
     b, hess = _gradient_hessian(coef, d, full)
-    if flat > 0 and np.abs(np.linalg.eigvalsh(hess)).max() <= flat * np.abs(b).max():
+    lam, vec = np.linalg.eigh(hess)
+    if flat > 0 and max(-lam[0], lam[-1]) <= flat * np.abs(b).max():
         # The best trials lie on a slope with no curvature worth the name: go down it to the
         # bounds (to the edge of the trials' span along unbounded axes).
         lo = np.where(np.isfinite(lows), (lows - origin) / scales, z.min(axis=0))
         hi = np.where(np.isfinite(highs), (highs - origin) / scales, z.max(axis=0))
         downhill = np.where(b > 0, lo, hi)
         return origin + scales * np.where(np.abs(b) > flat * np.abs(b).max(), downhill, 0.0)
-    curved = _curved_part(b, hess, flat)
+    curved = _curved_part(b, hess, lam, vec, flat)
     if curved is None:
         return None
     b, hess = curved
