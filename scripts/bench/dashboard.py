@@ -20,9 +20,6 @@ from __future__ import annotations
 import os
 import sys
 
-# scripts/bench holds queue.py: keep this directory from shadowing the stdlib's queue module
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 import argparse
 import datetime

@@ -23,30 +23,25 @@ hyperopt runs from a separate venv (hyperopt 0.3.0 needs pymongo 3.x): its worke
 """
 from __future__ import annotations
 
+import argparse
+import collections
+import glob
+import json
+import platform
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
 import os
 import sys
+from pathlib import Path
 
-# this file is named queue.py: keep its directory from shadowing the stdlib's queue module
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-
-import argparse  # noqa: E402
-import collections  # noqa: E402
-import glob  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import random  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-REPO = Path(_here).parents[1]
-SUPPORT = Path(_here) / "queue_support"
+REPO = Path(__file__).resolve().parents[2]
+SUPPORT = Path(__file__).resolve().parent / "queue_support"
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(SUPPORT))
 

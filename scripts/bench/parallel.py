@@ -29,10 +29,6 @@ import platform
 import sys
 import time
 
-# this directory holds a queue.py (another benchmark) that would shadow the standard library's
-# queue module, which pyspark and hyperq.spark import: keep it off sys.path
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 BACKENDS = ["serial", "process", "spark-hyperq", "spark-hyperopt"]
 

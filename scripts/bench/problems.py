@@ -285,6 +285,19 @@ def _mixed10(p):
             + (0.0 if p["activation"] == "gelu" else 0.1))
 
 
+def _quadratic10_space(hp, scope=None):
+    return {"x%d" % i: hp.uniform("x%d" % i, -5.0, 5.0) for i in range(10)}
+
+
+def _quadratic10_optuna(trial):
+    return {"x%d" % i: trial.suggest_float("x%d" % i, -5.0, 5.0) for i in range(10)}
+
+
+def _quadratic10(p):
+    # An ellipsoid: every fit of TPE's model steps passes its checks, the costliest case.
+    return sum((i + 1) * (p["x%d" % i] - 1.0) ** 2 for i in range(10))
+
+
 PROBLEMS: dict[str, Problem] = {
     "branin": Problem("branin", "Branin, 2-D, [-5,10]x[0,15]", _branin_space, _branin_optuna,
                       _branin, 0.397887, n_params=2, tags=("quality",)),
@@ -308,6 +321,10 @@ PROBLEMS: dict[str, Problem] = {
     "mixed10": Problem("mixed10", "mixed8 + uniform + choice(3): 10 mixed parameters; trivial "
                        "objective", _mixed10_space, _mixed10_optuna, _mixed10, 0.0,
                        n_params=10, tags=("cost",)),
+    "quadratic10": Problem("quadratic10", "10 uniform parameters, an ellipsoid: the quadratic "
+                           "model steps fit and step on every try", _quadratic10_space,
+                           _quadratic10_optuna, _quadratic10, 0.0, n_params=10,
+                           tags=("cost",)),
 }
 
 QUALITY_PROBLEMS = [k for k, v in PROBLEMS.items() if "quality" in v.tags]

@@ -33,23 +33,15 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import os
 import statistics
-import sys
 import time
 import warnings
 
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-_spec = importlib.util.spec_from_file_location("problems", os.path.join(_HERE, "problems.py"))
-P = importlib.util.module_from_spec(_spec)
-sys.modules["problems"] = P
-_spec.loader.exec_module(P)
+import problems as P  # scripts/bench/problems.py
 
 METHODS = ["hyperq-none", "hyperq-median", "hyperq-asha", "hyperq-hyperband",
            "optuna-none", "optuna-median", "optuna-hyperband"]

@@ -6,7 +6,7 @@ Starts a private mongoeco server, creates the indexes hyperq creates, and sends 
 request a trial costs (the same filters and updates as ``hyperq/mongo/queue.py`` and ``job.py``)
 ``--n`` times, reading the server process's CPU time (``/proc/PID/stat``) before and after.
 Then it times one claim, sorted by tid and not, against collections of growing size. This
-explains where the throughput of ``queue.py`` goes on this server; a real ``mongod`` answers
+explains where the throughput of ``mongo_queue.py`` goes on this server; a real ``mongod`` answers
 each of these in well under a millisecond, so only the request counts carry over to
 production.
 """

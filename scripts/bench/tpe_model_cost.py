@@ -15,18 +15,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
-import os
 import statistics
-import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-_spec = importlib.util.spec_from_file_location("problems", os.path.join(_HERE, "problems.py"))
-P = importlib.util.module_from_spec(_spec)
-sys.modules["problems"] = P
-_spec.loader.exec_module(P)
+import problems as P  # scripts/bench/problems.py
 
 
 def main(argv=None) -> None:

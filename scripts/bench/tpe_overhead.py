@@ -23,22 +23,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import gc
 import json
-import os
 import statistics
 import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-# Keep scripts/bench off sys.path (a sibling file such as queue.py would shadow the stdlib module
-# of that name for multiprocessing) and load problems.py by path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-_spec = importlib.util.spec_from_file_location("problems", os.path.join(_HERE, "problems.py"))
-P = importlib.util.module_from_spec(_spec)
-sys.modules["problems"] = P
-_spec.loader.exec_module(P)
+import problems as P  # scripts/bench/problems.py
 
 DEFAULT_ALGOS = ["hyperq-tpe", "hyperopt-tpe", "optuna-tpe", "optuna-tpe-indep"]
 

@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -41,12 +40,7 @@ import statistics
 import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-_spec = importlib.util.spec_from_file_location("problems", os.path.join(_HERE, "problems.py"))
-P = importlib.util.module_from_spec(_spec)
-sys.modules["problems"] = P
-_spec.loader.exec_module(P)
+import problems as P  # scripts/bench/problems.py
 
 DEFAULT_ALGOS = ["hyperq-tpe", "hyperopt-tpe", "optuna-tpe", "optuna-tpe-indep", "optuna-gp",
                  "optuna-random"]
