@@ -7,6 +7,8 @@ is then reached in a step instead of being sampled around.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -73,12 +75,15 @@ def _curved_part(b: np.ndarray, hess: np.ndarray, lam: np.ndarray, vec: np.ndarr
 
 def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
                   lows: np.ndarray, highs: np.ndarray, min_q2: float,
-                  flat: float = 0.0) -> np.ndarray | None:
+                  flat: float = 0.0, max_leverage: float = 0.99, per_coef: float = 1.5
+                  ) -> np.ndarray | None:
     """Where a quadratic fitted to ``obs`` (n x d, the best trial first) and their ``losses``
     has its minimum within the box the trials span and ``[lows, highs]``. The quadratic has
-    all cross terms where there are twice as many trials as coefficients, else none (fitted
-    to the first twice as many trials as it then has). None when the fit predicts left-out
-    trials worse than ``min_q2`` (1 - PRESS / total sum of squares), or curves down only.
+    all cross terms where there are ``per_coef`` trials per coefficient, else none (fitted
+    to the first ``per_coef`` times as many trials as it then has). None when the fit
+    predicts left-out trials worse than ``min_q2`` (1 - PRESS / total sum of squares, over
+    the trials with leverage below ``max_leverage``: left out, a trial of higher leverage is
+    an extrapolation that says nothing of the fit near the best trials), or curves down only.
 
     Directions whose curvature is below ``flat`` times the largest (a valley floor, the
     flat axes of an ill-conditioned bowl, a saddle) are not stepped along: the step is the
@@ -86,8 +91,8 @@ def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
     against the slope, the trials lie on a plane, and the step goes down it to the bounds.
     With ``flat=0`` a fit that is not a bowl in every direction gives None."""
     n, d = obs.shape
-    full = n >= 2 * n_features(d, True)
-    m = 2 * n_features(d, full)
+    full = n >= math.ceil(per_coef * n_features(d, True))
+    m = math.ceil(per_coef * n_features(d, full))
     if n < m:
         return None
     obs, losses = obs[:m], losses[:m]
@@ -103,8 +108,12 @@ def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
         return None  # the trials do not determine the quadratic (e.g. on a grid line)
     coef = np.linalg.solve(r, q.T @ y)
     leverage = np.minimum((q * q).sum(axis=1), 1 - 1e-9)
-    press = float((((y - x @ coef) / (1 - leverage)) ** 2).sum())
-    if 1.0 - press / ss_tot < min_q2:
+    loo = leverage < max_leverage
+    if 2 * loo.sum() < len(loo):
+        return None
+    press = float((((y - x @ coef)[loo] / (1 - leverage[loo])) ** 2).sum())
+    ss_loo = float(y[loo] @ y[loo])
+    if ss_loo <= 0 or 1.0 - press / ss_loo < min_q2:
         return None
     b, hess = _gradient_hessian(coef, d, full)
     lam, vec = np.linalg.eigh(hess)

@@ -42,7 +42,9 @@ RANK_WEIGHT = 3.0      # the best trial of the good group weighs 1 + RANK_WEIGHT
 LOCAL_SCALE_IN_FLIGHT = 0.5  # ... in wide spaces with LOCAL_SCALE_FULL_AT or more trials
 LOCAL_SCALE_FULL_AT = 7      # pending (linear in between): parallel proposals take longer steps
 MODEL_FRACTION = 0.75  # share of proposals made by a model step where a quadratic fits well
-MODEL_MIN_Q2 = 0.8     # ... predicting left-out trials this well (1 - PRESS / SS)
+MODEL_MIN_Q2 = 0.4     # ... predicting left-out trials this well (1 - PRESS / SS) ...
+MODEL_MAX_LEVERAGE = 0.99  # ... of those with leverage below this (the rest extrapolate)
+MODEL_TRIALS_PER_COEF = 1.5  # ... fitted to this many of the best trials per coefficient
 MODEL_FLAT = 1e-3      # ... stepping only along directions curving up at least this share
                        # of the steepest (the rest stay at the best trial's values)
 WARMUP_STARTUP_OVER = 10  # a scheduled startup longer than this is warmed up: modeled from
@@ -386,8 +388,8 @@ def _model_step(dims: list[_Dim], sp: _Space, rows: np.ndarray | None, cols: lis
     d = len(sp.num)
     n = len(group_losses)
     # Trials with other categorical values are looked at too, and left out of the fit.
-    m = min(n, 2 * n_features(d, True) * (2 if sp.cat else 1))
-    if m < 2 * n_features(d, False):
+    m = min(n, math.ceil(MODEL_TRIALS_PER_COEF * n_features(d, True)) * (2 if sp.cat else 1))
+    if m < math.ceil(MODEL_TRIALS_PER_COEF * n_features(d, False)):
         return None
     top = np.argpartition(group_losses, m - 1)[:m] if m < n else np.arange(m)
     top = top[np.argsort(group_losses[top], kind="stable")]
@@ -396,7 +398,7 @@ def _model_step(dims: list[_Dim], sp: _Space, rows: np.ndarray | None, cols: lis
         same = (obs[:, sp.cat] == obs[0, sp.cat]).all(axis=1)
         obs, top = obs[same], top[same]
     x_num = model_minimum(obs[:, sp.num], group_losses[top], sp.widths, sp.lows, sp.highs,
-                          MODEL_MIN_Q2, MODEL_FLAT)
+                          MODEL_MIN_Q2, MODEL_FLAT, MODEL_MAX_LEVERAGE, MODEL_TRIALS_PER_COEF)
     if x_num is None:
         return None
     step = obs[0].copy()

@@ -57,6 +57,32 @@ def test_no_step_where_a_quadratic_does_not_fit_or_is_not_a_bowl():
     assert model_minimum(x, y, np.full(3, 10.0), *BOX, min_q2=0.9) is None
 
 
+def test_cross_terms_are_fitted_from_one_and_a_half_trials_per_coefficient():
+    # In 3 dimensions the quadratic with cross terms has 10 coefficients: 15 trials fit it,
+    # so a rotated ellipsoid's minimum is found exactly (the diagonal quadratic cannot).
+    x = np.random.default_rng(1).uniform(-5, 5, size=(15, 3))
+    x, y = ranked(x, ellipsoid(x))
+    found = model_minimum(x, y, np.full(3, 10.0), *BOX, min_q2=0.9)
+    np.testing.assert_allclose(found, OPTIMUM, atol=1e-8)
+    diagonal = model_minimum(x, y, np.full(3, 10.0), *BOX, min_q2=0.9, per_coef=2.0)
+    assert diagonal is None or np.abs(diagonal - OPTIMUM).max() > 0.5
+
+
+def test_a_far_trial_the_others_cannot_predict_does_not_veto_the_fit():
+    # Trials around the optimum, and one far off where the objective levels off. Left out,
+    # the far trial is an extrapolation no quadratic through the others predicts (leverage
+    # ~1): counted in the check, it alone rejects the fit; left out of it, the step is made.
+    near = OPTIMUM + np.random.default_rng(5).uniform(-1, 1, size=(19, 3))
+    x = np.vstack([near, [[4.5, 4.5, -4.5]]])
+    y = ellipsoid(x)
+    y[-1] = math.sqrt(y[-1])
+    x, y = ranked(x, y)
+    assert model_minimum(x, y, np.full(3, 10.0), *BOX, 0.8, 1e-3, max_leverage=1.0,
+                         per_coef=2.0) is None
+    found = model_minimum(x, y, np.full(3, 10.0), *BOX, 0.8, 1e-3, per_coef=2.0)
+    assert found is not None and ellipsoid(found)[0] < y[0]
+
+
 def test_flat_and_downward_directions_are_not_stepped_along():
     # A valley along x1 (no curvature), then also a saddle along x2 (curving down): with
     # flat > 0 the step goes to the valley floor in x0 and keeps the best trial's x1 and x2;
