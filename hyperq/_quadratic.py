@@ -17,6 +17,12 @@ def n_features(d: int, full: bool) -> int:
     return 1 + 2 * d + (d * (d - 1) // 2 if full else 0)
 
 
+def fit_size(d: int, full: bool, per_coef: float) -> int:
+    """How many trials a quadratic in ``d`` variables is fitted to: ``per_coef`` per
+    coefficient."""
+    return math.ceil(per_coef * n_features(d, full))
+
+
 def _design(z: np.ndarray, full: bool) -> np.ndarray:
     n, d = z.shape
     cols = [np.ones((n, 1)), z, z * z]
@@ -91,8 +97,8 @@ def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
     against the slope, the trials lie on a plane, and the step goes down it to the bounds.
     With ``flat=0`` a fit that is not a bowl in every direction gives None."""
     n, d = obs.shape
-    full = n >= math.ceil(per_coef * n_features(d, True))
-    m = math.ceil(per_coef * n_features(d, full))
+    full = n >= fit_size(d, True, per_coef)
+    m = fit_size(d, full, per_coef)
     if n < m:
         return None
     obs, losses = obs[:m], losses[:m]

@@ -19,7 +19,7 @@ import numpy as np
 from hyperq._normal import ndtr, ndtri
 
 from hyperq import rand
-from hyperq._quadratic import model_minimum, n_features
+from hyperq._quadratic import fit_size, model_minimum
 from hyperq._history import History, history_for
 from hyperq.base import Domain, Trials, docs_from_values
 from hyperq.pyll.base import Param
@@ -388,8 +388,8 @@ def _model_step(dims: list[_Dim], sp: _Space, rows: np.ndarray | None, cols: lis
     d = len(sp.num)
     n = len(group_losses)
     # Trials with other categorical values are looked at too, and left out of the fit.
-    m = min(n, math.ceil(MODEL_TRIALS_PER_COEF * n_features(d, True)) * (2 if sp.cat else 1))
-    if m < math.ceil(MODEL_TRIALS_PER_COEF * n_features(d, False)):
+    m = min(n, fit_size(d, True, MODEL_TRIALS_PER_COEF) * (2 if sp.cat else 1))
+    if m < fit_size(d, False, MODEL_TRIALS_PER_COEF):
         return None
     top = np.argpartition(group_losses, m - 1)[:m] if m < n else np.arange(m)
     top = top[np.argsort(group_losses[top], kind="stable")]
