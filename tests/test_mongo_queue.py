@@ -137,7 +137,10 @@ def test_server_stopped_and_restarted_mid_run(private_server, workers, tmp_path)
                                      max_evals=40, trials=trials)
     wait_until(lambda: len(read_eval_log(log_path)) >= 10, 60, "10 evaluations")
     server.stop()
-    time.sleep(1.0)
+    # Down until a worker has run into the outage: a fixed second could pass while both were
+    # between requests, and the driver's retry then hid the outage from them.
+    wait_until(lambda: any("unreachable" in workers.output(p) for p in workers.procs), 60,
+               "a worker noticing the outage")
     server.start()
     thread.join(150)
     assert not thread.is_alive() and "error" not in box, box.get("error")
