@@ -63,15 +63,19 @@ def _box_minimum(b: np.ndarray, hess: np.ndarray, lo: np.ndarray, hi: np.ndarray
 
 
 def _curved_part(b: np.ndarray, hess: np.ndarray, lam: np.ndarray, vec: np.ndarray,
-                 flat: float) -> tuple[np.ndarray, np.ndarray] | None:
+                 flat: float, sure: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
     """``b`` and ``H`` (eigenvalues ``lam`` ascending, eigenvectors ``vec``) with the
     directions of curvature at most ``flat`` times the largest made flat-bottomed: no slope
-    and a small positive curvature, so the minimum stays at the origin along them. None when
-    nothing curves up, or (``flat=0``) anything does not."""
+    and a small positive curvature, so the minimum stays at the origin along them. Directions
+    marked in ``sure`` (curving up beyond doubt) are kept however flat. None when nothing
+    curves up, or (``flat=0``) anything does not."""
     top = lam[-1]
     if top <= 0 or (flat <= 0 and lam[0] <= 0):
         return None
     keep = lam > flat * top
+    if sure is not None:
+        keep |= sure & (lam > 1e-9 * top)
     if keep.all():
         return b, hess
     along = vec[:, keep]
@@ -79,10 +83,27 @@ def _curved_part(b: np.ndarray, hess: np.ndarray, lam: np.ndarray, vec: np.ndarr
     return along @ (along.T @ b), (vec * lam) @ vec.T
 
 
+def _curvature_se(vec: np.ndarray, r: np.ndarray, sigma: float, d: int, full: bool
+                  ) -> np.ndarray:
+    """Standard error of the fitted curvature along each column of ``vec``, for a fit whose
+    design matrix has the QR factor ``r`` and whose residuals have standard deviation
+    ``sigma``."""
+    # The curvature along v is linear in the coefficients: 2 v_j^2 for each square term,
+    # 2 v_j v_k for each cross term.
+    a = np.zeros((r.shape[0], vec.shape[1]))
+    a[1 + d:1 + 2 * d] = 2 * vec * vec
+    if full and d > 1:
+        iu, ju = np.triu_indices(d, 1)
+        a[1 + 2 * d:] = 2 * vec[iu] * vec[ju]
+    w = np.linalg.solve(r.T, a)
+    return sigma * np.sqrt((w * w).sum(axis=0))
+
+
 def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
                   lows: np.ndarray, highs: np.ndarray, min_q2: float,
-                  flat: float = 0.0, max_leverage: float = 0.99, per_coef: float = 1.5
-                  ) -> np.ndarray | None:
+                  flat: float = 0.0, max_leverage: float = 0.99, per_coef: float = 1.5,
+                  curved_t: float = 0.0, rng: np.random.Generator | None = None,
+                  spread: float = 0.0) -> np.ndarray | None:
     """Where a quadratic fitted to ``obs`` (n x d, the best trial first) and their ``losses``
     has its minimum within the box the trials span and ``[lows, highs]``. The quadratic has
     all cross terms where there are ``per_coef`` trials per coefficient, else none (fitted
@@ -95,7 +116,15 @@ def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
     flat axes of an ill-conditioned bowl, a saddle) are not stepped along: the step is the
     minimum over the curved directions, from the best trial. Where nothing curves that much
     against the slope, the trials lie on a plane, and the step goes down it to the bounds.
-    With ``flat=0`` a fit that is not a bowl in every direction gives None."""
+    With ``flat=0`` a fit that is not a bowl in every direction gives None. With
+    ``curved_t``, flatter directions are stepped along too where their curvature is at least
+    ``curved_t`` standard errors above zero: a fit that is nearly exact (an ill-conditioned
+    ellipsoid) is trusted along every direction it determines.
+
+    With ``rng`` and ``spread``, the minimum is that of a quadratic drawn from the fit's
+    uncertainty (coefficients perturbed by ``spread`` times their standard errors, with their
+    correlations): for workers that ask while others are pending, so that a batch spreads
+    where the fit is unsure instead of repeating one minimum."""
     n, d = obs.shape
     full = n >= fit_size(d, True, per_coef)
     m = fit_size(d, full, per_coef)
@@ -121,6 +150,10 @@ def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
     ss_loo = float(y[loo] @ y[loo])
     if ss_loo <= 0 or 1.0 - press / ss_loo < min_q2:
         return None
+    resid = y - x @ coef
+    sigma = math.sqrt(float(resid @ resid) / max(m - x.shape[1], 1))
+    if rng is not None and spread > 0:
+        coef = coef + spread * sigma * np.linalg.solve(r, rng.standard_normal(len(coef)))
     b, hess = _gradient_hessian(coef, d, full)
     lam, vec = np.linalg.eigh(hess)
     if flat > 0 and max(-lam[0], lam[-1]) <= flat * np.abs(b).max():
@@ -130,7 +163,10 @@ def model_minimum(obs: np.ndarray, losses: np.ndarray, scales: np.ndarray,
         hi = np.where(np.isfinite(highs), (highs - origin) / scales, z.max(axis=0))
         downhill = np.where(b > 0, lo, hi)
         return origin + scales * np.where(np.abs(b) > flat * np.abs(b).max(), downhill, 0.0)
-    curved = _curved_part(b, hess, lam, vec, flat)
+    sure = None
+    if curved_t > 0 and flat > 0 and lam[-1] > 0:
+        sure = lam > curved_t * _curvature_se(vec, r, sigma, d, full)
+    curved = _curved_part(b, hess, lam, vec, flat, sure)
     if curved is None:
         return None
     b, hess = curved

@@ -46,7 +46,10 @@ MODEL_MIN_Q2 = 0.4     # ... predicting left-out trials this well (1 - PRESS / S
 MODEL_MAX_LEVERAGE = 0.99  # ... of those with leverage below this (the rest extrapolate)
 MODEL_TRIALS_PER_COEF = 1.5  # ... fitted to this many of the best trials per coefficient
 MODEL_FLAT = 1e-3      # ... stepping only along directions curving up at least this share
-                       # of the steepest (the rest stay at the best trial's values)
+                       # of the steepest (the rest stay at the best trial's values) ...
+MODEL_CURVED_T = 3.0   # ... or by this many standard errors of the fit
+MODEL_SPREAD_IN_FLIGHT = 0.5  # with trials pending, a fit drawn from the fit's uncertainty
+                              # (this times its standard errors) is minimized instead
 WARMUP_STARTUP_OVER = 10  # a scheduled startup longer than this is warmed up: modeled from
                           # the first result, without candidates near the best trial
 _EPS = 1e-12
@@ -355,7 +358,8 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
     sp = _space_for(dims, space_cache)
     if not warm_up and not allowed and MODEL_FRACTION > 0 and sp.num \
             and rng.random() < MODEL_FRACTION:
-        step = _model_step(dims, sp, rows, cols, group_losses, g_obs)
+        step = _model_step(dims, sp, rows, cols, group_losses, g_obs,
+                           rng if pending else None)
         if step is not None:
             return {dm.label: dm.to_value(np.asarray(step[j])).item()
                     for j, dm in enumerate(dims)}
@@ -381,10 +385,12 @@ def _propose_group(dims: list[_Dim], hist: History, losses: np.ndarray, n_below:
 
 
 def _model_step(dims: list[_Dim], sp: _Space, rows: np.ndarray | None, cols: list,
-                group_losses: np.ndarray, others: np.ndarray) -> np.ndarray | None:
+                group_losses: np.ndarray, others: np.ndarray,
+                rng: np.random.Generator | None = None) -> np.ndarray | None:
     """The minimum of a quadratic fitted to the best trials (those with the best trial's
     categorical values), or None where no quadratic fits well or the minimum was already
-    tried, is running or is queued (``others``)."""
+    tried, is running or is queued (``others``). With ``rng`` (trials are pending), the
+    minimum of a quadratic drawn from the fit's uncertainty."""
     d = len(sp.num)
     n = len(group_losses)
     # Trials with other categorical values are looked at too, and left out of the fit.
@@ -398,7 +404,8 @@ def _model_step(dims: list[_Dim], sp: _Space, rows: np.ndarray | None, cols: lis
         same = (obs[:, sp.cat] == obs[0, sp.cat]).all(axis=1)
         obs, top = obs[same], top[same]
     x_num = model_minimum(obs[:, sp.num], group_losses[top], sp.widths, sp.lows, sp.highs,
-                          MODEL_MIN_Q2, MODEL_FLAT, MODEL_MAX_LEVERAGE, MODEL_TRIALS_PER_COEF)
+                          MODEL_MIN_Q2, MODEL_FLAT, MODEL_MAX_LEVERAGE, MODEL_TRIALS_PER_COEF,
+                          MODEL_CURVED_T, rng, MODEL_SPREAD_IN_FLIGHT)
     if x_num is None:
         return None
     step = obs[0].copy()

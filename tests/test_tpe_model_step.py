@@ -98,6 +98,50 @@ def test_flat_and_downward_directions_are_not_stepped_along():
     assert model_minimum(xs, ys, np.full(3, 10.0), *BOX, min_q2=0.9, flat=0.0) is None
 
 
+def test_flat_directions_are_stepped_along_where_the_fit_is_sure_of_their_curvature():
+    # An ellipsoid with condition 10^5: its flat axis x1 curves less than flat = 1e-3 of the
+    # steepest. Fitted exactly, that curvature is known beyond doubt (curved_t standard
+    # errors above zero) and the step reaches the optimum; with noise in the losses it is
+    # not, and the step keeps the best trial's x1.
+    x = np.random.default_rng(7).uniform(-5, 5, size=(40, 2))
+    box = np.full(2, -5.0), np.full(2, 5.0)
+    exact = 1e2 * (x[:, 0] - 1) ** 2 + 1e-3 * (x[:, 1] - 2) ** 2
+    noisy = exact + np.random.default_rng(8).normal(0, 0.05, size=40)
+    xs, ys = ranked(x, exact)
+    found = model_minimum(xs, ys, np.full(2, 10.0), *box, 0.4, 1e-3, curved_t=3.0)
+    np.testing.assert_allclose(found, [1.0, 2.0], atol=1e-8)
+    flat_only = model_minimum(xs, ys, np.full(2, 10.0), *box, 0.4, 1e-3, curved_t=0.0)
+    assert flat_only[1] == pytest.approx(xs[0, 1])
+    xs, ys = ranked(x, noisy)
+    found = model_minimum(xs, ys, np.full(2, 10.0), *box, 0.4, 1e-3, curved_t=3.0)
+    assert found[0] == pytest.approx(1.0, abs=0.01)
+    assert found[1] == pytest.approx(xs[0, 1], abs=1e-3)
+
+
+def test_a_fit_drawn_from_its_uncertainty_spreads_by_it():
+    # Workers asking while others are pending get the minima of quadratics drawn from the
+    # fit's uncertainty: the same under the same seed, different across draws, inside the
+    # trials' box, and no spread at all where the fit is exact.
+    x = np.random.default_rng(1).uniform(-5, 5, size=(40, 3))
+    noise = np.random.default_rng(2).normal(0, 20.0, size=40)
+    xs, ys = ranked(x, ellipsoid(x) + noise)
+    args = (xs, ys, np.full(3, 10.0), *BOX, 0.4, 1e-3)
+    mean = model_minimum(*args)
+
+    def draw(seed, spread=0.5, data=args):
+        return model_minimum(*data, rng=np.random.default_rng(seed), spread=spread)
+
+    np.testing.assert_array_equal(draw(0), draw(0))
+    draws = np.array([draw(seed) for seed in range(20)])
+    assert len({tuple(d) for d in draws}) == 20
+    assert np.all(draws >= xs.min(axis=0) - 1e-12) and np.all(draws <= xs.max(axis=0) + 1e-12)
+    wider = np.array([draw(seed, spread=2.0) for seed in range(20)])
+    assert np.abs(wider - mean).mean() > np.abs(draws - mean).mean() > 0
+    exact = ranked(x, ellipsoid(x))
+    np.testing.assert_allclose(draw(0, data=(*exact, np.full(3, 10.0), *BOX, 0.4, 1e-3)),
+                               OPTIMUM, atol=1e-6)
+
+
 def test_a_plane_is_followed_down_to_the_bounds():
     x = np.random.default_rng(5).uniform(-1, 2, size=(40, 3))
     xs, ys = ranked(x, x @ np.array([3.0, -2.0, 0.0]))
@@ -190,3 +234,26 @@ def test_steps_on_integers_and_categoricals_stay_valid_and_within_the_best_optio
     v = propose(t, space, fn)[0]
     assert v == {"n": 17, "x": pytest.approx(1.0), "opt": 1}
     assert type(v["n"]) is int
+
+
+def test_a_batch_gets_distinct_model_steps_spread_by_the_fits_uncertainty(monkeypatch):
+    # Six workers asking at once on a slightly noisy bowl: each gets a step of its own near
+    # the bottom (a quadratic drawn from the fit's uncertainty), instead of one step and
+    # five TPE samples around the good trials.
+    monkeypatch.setattr(tpe, "MODEL_FRACTION", 1.0)
+
+    def noisy(p):
+        return bowl(p) + 0.05 * math.sin(37 * p["x"] + 11 * p["y"])
+
+    t = run(noisy, SPACE, 40, 0, algo=rand.suggest)
+
+    def near_bottom(v):
+        return (abs(v["x"] - 1) < 0.05 and abs(v["y"] + 2) < 0.05
+                and abs(math.log10(v["lr"]) + 3) < 0.05)
+
+    batch = propose(t, SPACE, noisy, k=6)
+    assert len({tuple(sorted(v.items())) for v in batch}) == 6
+    assert all(near_bottom(v) for v in batch)
+    assert batch == propose(t, SPACE, noisy, k=6)  # deterministic under the seed
+    monkeypatch.setattr(tpe, "MODEL_SPREAD_IN_FLIGHT", 0.0)
+    assert [near_bottom(v) for v in propose(t, SPACE, noisy, k=6)].count(True) == 1
