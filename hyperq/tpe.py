@@ -48,8 +48,8 @@ MODEL_TRIALS_PER_COEF = 1.5  # ... fitted to this many of the best trials per co
 MODEL_FLAT = 1e-3      # ... stepping only along directions curving up at least this share
                        # of the steepest (the rest stay at the best trial's values) ...
 MODEL_CURVED_T = 3.0   # ... or by this many standard errors of the fit
-MODEL_SPREAD_IN_FLIGHT = 0.5  # with trials pending, a fit drawn from the fit's uncertainty
-                              # (this times its standard errors) is minimized instead
+MODEL_SPREAD_IN_FLIGHT = 0.5  # with trials pending, minimize a quadratic drawn around the
+                              # fit (this times its standard errors) instead of the fit
 WARMUP_STARTUP_OVER = 10  # a scheduled startup longer than this is warmed up: modeled from
                           # the first result, without candidates near the best trial
 _EPS = 1e-12
